@@ -1,0 +1,1 @@
+//! `rivulet-bencode` (under construction).

@@ -1,0 +1,5 @@
+//! `rivulet-dht`: not built yet. See the workspace README for the plan.
+//!
+//! ```
+//! // Nothing to show yet.
+//! ```

@@ -1,0 +1,1 @@
+//! `rivulet-magnet` (under construction).
