@@ -17,7 +17,7 @@
 //! ```
 //! use rivulet_bencode::{decode, Decoder, Dict, Value, ErrorKind};
 //!
-//! let input = b"d4:infod6:lengthi3e4:name1:xe8:announce3:urle";
+//! let input = b"d8:announce3:url4:infod6:lengthi3e4:name1:xee";
 //! let v = decode(input)?;
 //! let top = v.as_dict().unwrap();
 //! // The info dictionary's original bytes, ready to hash.
