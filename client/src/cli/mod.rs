@@ -1,0 +1,48 @@
+//! Command implementations and the CLI's error type.
+
+pub(crate) mod create;
+pub(crate) mod info;
+
+use std::fmt;
+
+/// A command's failure: one line for the user, and the exit code that classifies it.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The input (a torrent, a magnet link, an argument value) is malformed: exit 1.
+    BadInput(String),
+    /// Reading or writing a file failed: exit 3.
+    Io(String),
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::BadInput(_) => 1,
+            CliError::Io(_) => 3,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::BadInput(s) | CliError::Io(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Human-readable byte count (binary units).
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the `rivulet` binary.
+
+mod cli;

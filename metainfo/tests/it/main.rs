@@ -1,0 +1,4 @@
+//! Integration tests for rivulet-metainfo.
+
+mod interop;
+mod parse;
