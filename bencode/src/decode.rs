@@ -1,9 +1,12 @@
-//! The decoder: nom token parsers under an explicit-stack structure parser.
+//! The decoder: an explicit-stack structure parser over token scanners (short canonical
+//! integers and lengths inline, everything else through nom, which also words the errors).
 //!
-//! Containers are parsed without recursion, so a hostile nesting depth costs a
-//! bounded `Vec` of frames and never the call stack; items are collected in two
-//! scratch stacks and moved into an exactly sized `Vec` when their container ends,
-//! so every container costs one allocation.
+//! Containers are parsed without recursion, so a hostile nesting depth costs a bounded
+//! stack of frames and never the call stack; items are collected on one scratch stack
+//! (kept per thread between calls) and moved into an exactly sized `Vec` when their
+//! container ends, so every container costs one allocation.
+
+use std::cell::Cell;
 
 use nom::IResult;
 use nom::Parser;
@@ -46,20 +49,187 @@ pub fn decode(input: &[u8]) -> Result<Value<'_>, DecodeError> {
 /// Checks that `input` starts with one well-formed value (strict mode) and returns its
 /// length, without building a tree.
 pub fn skip(input: &[u8]) -> Result<usize, DecodeError> {
-    Decoder::new().decode_prefix(input).map(|(_, n)| n)
+    skip_value(input, 0, true, 0, DEFAULT_MAX_DEPTH)
 }
 
-enum Frame<'a> {
-    List {
-        start: usize,
-        base: usize,
-    },
-    Dict {
-        start: usize,
-        base: usize,
-        key: Option<&'a [u8]>,
-        last_key: Option<&'a [u8]>,
-    },
+/// Checks the value at `pos` without building anything (a small stack of open containers
+/// aside) and returns the offset after it. `depth` containers are already open around
+/// it; errors are the same, at the same offsets, as [`Decoder::decode_prefix`] reports.
+pub(crate) fn skip_value(
+    input: &[u8],
+    mut pos: usize,
+    strict: bool,
+    depth: usize,
+    limit: usize,
+) -> Result<usize, DecodeError> {
+    // Per open container: `None` for a list, `Some(last key)` for a dictionary.
+    let mut stack: Vec<Option<Option<&[u8]>>> = Vec::new();
+    loop {
+        let expected = match stack.last_mut() {
+            None => Expected::Value,
+            Some(None) => {
+                if input.get(pos) == Some(&b'e') {
+                    pos += 1;
+                    stack.pop();
+                    if stack.is_empty() {
+                        return Ok(pos);
+                    }
+                    continue;
+                }
+                Expected::ItemOrEnd
+            }
+            Some(Some(last)) => match input.get(pos) {
+                None => return Err(eof(pos, Expected::KeyOrEnd)),
+                Some(b'e') => {
+                    pos += 1;
+                    stack.pop();
+                    if stack.is_empty() {
+                        return Ok(pos);
+                    }
+                    continue;
+                }
+                Some(c) if c.is_ascii_digit() => {
+                    let (k, next) = lex_str(input, pos, strict)?;
+                    if strict {
+                        if let Some(prev) = last {
+                            check_key_order(prev, k, pos)?;
+                        }
+                    }
+                    *last = Some(k);
+                    pos = next;
+                    Expected::DictValue
+                }
+                Some(&found) => {
+                    return Err(DecodeError::new(
+                        pos,
+                        ErrorKind::UnexpectedByte {
+                            found,
+                            expected: Expected::KeyOrEnd,
+                        },
+                    ));
+                }
+            },
+        };
+        let Some(&c) = input.get(pos) else {
+            return Err(eof(pos, expected));
+        };
+        match c {
+            b'i' => pos = lex_int(input, pos, strict)?.1,
+            b'0'..=b'9' => pos = lex_str(input, pos, strict)?.1,
+            b'l' | b'd' => {
+                if depth + stack.len() >= limit {
+                    return Err(DecodeError::new(pos, ErrorKind::DepthLimit { limit }));
+                }
+                stack.push(if c == b'l' { None } else { Some(None) });
+                pos += 1;
+                continue;
+            }
+            found => {
+                return Err(DecodeError::new(
+                    pos,
+                    ErrorKind::UnexpectedByte { found, expected },
+                ));
+            }
+        }
+        if stack.is_empty() {
+            return Ok(pos);
+        }
+    }
+}
+
+/// Strict key order: `key` must be greater than `prev` (the key before it at `pos`).
+#[inline]
+pub(crate) fn check_key_order(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError> {
+    // Keys usually differ in their first byte: decide that without calling memcmp.
+    if let (Some(a), Some(b)) = (prev.first(), key.first()) {
+        if a < b {
+            return Ok(());
+        }
+    }
+    key_order_slow(prev, key, pos)
+}
+
+#[inline(never)]
+fn key_order_slow(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError> {
+    match prev.cmp(key) {
+        std::cmp::Ordering::Less => Ok(()),
+        std::cmp::Ordering::Equal => Err(DecodeError::new(pos, ErrorKind::DuplicateKey)),
+        std::cmp::Ordering::Greater => Err(DecodeError::new(pos, ErrorKind::UnsortedKey)),
+    }
+}
+
+/// An open container. Its items wait on one shared scratch stack (from `base` on) and
+/// are moved into an exactly sized `Vec` when it closes.
+#[derive(Clone, Copy)]
+struct Frame<'a> {
+    start: usize,
+    base: usize,
+    /// For a dictionary, the key read and waiting for its value.
+    key: &'a [u8],
+    dict: bool,
+}
+
+const INLINE_FRAMES: usize = 8;
+
+/// A list item (with an empty key) or a dictionary entry waiting for its container to end.
+type Entry<'a> = (&'a [u8], Value<'a>);
+
+/// The largest scratch stack (in entries) kept for the next call on the same thread.
+const MAX_RETAINED_SCRATCH: usize = 1 << 15;
+
+thread_local! {
+    static SCRATCH: Cell<Vec<Entry<'static>>> = const { Cell::new(Vec::new()) };
+}
+
+/// The stack of open containers: the first few on the call stack, deeper ones (rare,
+/// hostile) on the heap.
+struct Frames<'a> {
+    inline: [Frame<'a>; INLINE_FRAMES],
+    len: usize,
+    spill: Vec<Frame<'a>>,
+}
+
+impl<'a> Frames<'a> {
+    fn new() -> Self {
+        let empty = Frame {
+            start: 0,
+            base: 0,
+            key: &[],
+            dict: false,
+        };
+        Frames {
+            inline: [empty; INLINE_FRAMES],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+    #[inline]
+    fn push(&mut self, f: Frame<'a>) {
+        if self.len < INLINE_FRAMES {
+            self.inline[self.len] = f;
+        } else {
+            self.spill.push(f);
+        }
+        self.len += 1;
+    }
+    #[inline]
+    fn last_mut(&mut self) -> Option<&mut Frame<'a>> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE_FRAMES => self.inline.get_mut(n - 1),
+            _ => self.spill.last_mut(),
+        }
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Frame<'a>> {
+        let f = match self.len {
+            0 => return None,
+            n if n <= INLINE_FRAMES => self.inline.get(n - 1).copied(),
+            _ => self.spill.pop(),
+        };
+        self.len -= 1;
+        f
+    }
 }
 
 type NomErr<'a> = nom::error::Error<&'a [u8]>;
@@ -92,6 +262,15 @@ impl Decoder {
         self
     }
 
+    /// Whether this decoder is in strict mode.
+    pub const fn is_strict(&self) -> bool {
+        self.strict
+    }
+    /// The nesting limit for lists and dictionaries.
+    pub const fn depth_limit(&self) -> usize {
+        self.max_depth
+    }
+
     /// Decodes one value. In strict mode the input must hold nothing else; in lenient
     /// mode trailing bytes are ignored.
     pub fn decode<'a>(&self, input: &'a [u8]) -> Result<Value<'a>, DecodeError> {
@@ -110,197 +289,281 @@ impl Decoder {
     /// Decodes the value at the start of `input` and returns it with the number of bytes
     /// it took; what follows is left to the caller (ut_metadata data messages carry raw
     /// bytes after a dictionary).
+    ///
+    /// Items wait on a scratch stack until their container ends; its allocation is kept
+    /// per thread for the next call (up to 32,768 entries, 2 MiB), so decoding a stream
+    /// of messages allocates only the containers themselves.
     pub fn decode_prefix<'a>(&self, input: &'a [u8]) -> Result<(Value<'a>, usize), DecodeError> {
-        let mut frames: Vec<Frame<'a>> = Vec::new();
-        let mut items: Vec<Value<'a>> = Vec::new();
-        let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
+        // The scratch stack's allocation is kept per thread between calls: decoding many
+        // messages then costs no allocation for it, and big inputs do not grow it anew.
+        let mut scratch: Vec<Entry<'a>> = SCRATCH.with(Cell::take);
+        let result = self.decode_with(input, &mut scratch);
+        scratch.clear();
+        // Same layout, so this reuses the allocation; it only changes the lifetime back.
+        // (Nothing is ever kept: `filter_map` is the point, not `filter`.)
+        #[allow(clippy::unnecessary_filter_map)]
+        let recycled: Vec<Entry<'static>> = scratch.into_iter().filter_map(|_| None).collect();
+        if recycled.capacity() <= MAX_RETAINED_SCRATCH {
+            SCRATCH.with(|c| c.set(recycled));
+        }
+        result
+    }
+
+    fn decode_with<'a>(
+        &self,
+        input: &'a [u8],
+        scratch: &mut Vec<Entry<'a>>,
+    ) -> Result<(Value<'a>, usize), DecodeError> {
+        let strict = self.strict;
+        let mut frames = Frames::new();
         let mut pos = 0usize;
 
-        loop {
-            // 1. Container bookkeeping: keys, and the `e` that closes.
-            let expected = match frames.last_mut() {
-                None => Expected::Value,
-                Some(Frame::List { .. }) => Expected::ItemOrEnd,
-                Some(Frame::Dict { key, last_key, .. }) => {
-                    if key.is_none() {
-                        match input.get(pos) {
-                            None => {
-                                return Err(eof(pos, Expected::KeyOrEnd));
-                            }
-                            Some(b'e') => Expected::KeyOrEnd,
-                            Some(c) if c.is_ascii_digit() => {
-                                let (k, next) = self.string(input, pos)?;
-                                if self.strict {
-                                    if let Some(prev) = last_key {
-                                        if k == *prev {
-                                            return Err(DecodeError::new(
-                                                pos,
-                                                ErrorKind::DuplicateKey,
-                                            ));
-                                        }
-                                        if k < *prev {
-                                            return Err(DecodeError::new(
-                                                pos,
-                                                ErrorKind::UnsortedKey,
-                                            ));
-                                        }
-                                    }
-                                }
-                                *key = Some(k);
-                                *last_key = Some(k);
-                                pos = next;
-                                Expected::DictValue
-                            }
-                            Some(&c) => {
-                                return Err(DecodeError::new(
-                                    pos,
-                                    ErrorKind::UnexpectedByte {
-                                        found: c,
-                                        expected: Expected::KeyOrEnd,
-                                    },
-                                ));
-                            }
-                        }
-                    } else {
-                        Expected::DictValue
+        // Hands a finished value to its container (each kind at its own call site, so
+        // that the value is written straight into the scratch stack), or returns it.
+        macro_rules! deliver {
+            ($value:expr) => {
+                match frames.last_mut() {
+                    None => return Ok(($value, pos)),
+                    Some(f) => {
+                        let key = f.key;
+                        scratch.push((key, $value));
                     }
                 }
             };
+        }
 
-            // 2. One value, or the end of the current container.
-            let Some(&c) = input.get(pos) else {
-                return Err(eof(pos, expected));
-            };
-            let value = match c {
-                b'i' => {
-                    let (i, next) = self.int(input, pos)?;
-                    pos = next;
-                    Value::Int(i)
+        loop {
+            // 1. Inside a container: its `e`, or (in a dictionary) the next key.
+            let mut close = false;
+            let expected = match frames.last_mut() {
+                None => Expected::Value,
+                Some(f) if !f.dict => {
+                    close = input.get(pos) == Some(&b'e');
+                    Expected::ItemOrEnd
                 }
-                b'0'..=b'9' => {
-                    let (s, next) = self.string(input, pos)?;
-                    pos = next;
-                    Value::Bytes(s)
-                }
-                b'l' | b'd' => {
-                    if frames.len() >= self.max_depth {
+                Some(f) => match input.get(pos) {
+                    Some(b'e') => {
+                        close = true;
+                        Expected::KeyOrEnd
+                    }
+                    Some(c) if c.is_ascii_digit() => {
+                        let (k, next) = lex_str(input, pos, strict)?;
+                        if strict && scratch.len() > f.base {
+                            if let Some((prev, _)) = scratch.last() {
+                                check_key_order(prev, k, pos)?;
+                            }
+                        }
+                        f.key = k;
+                        pos = next;
+                        Expected::DictValue
+                    }
+                    Some(&found) => {
                         return Err(DecodeError::new(
                             pos,
-                            ErrorKind::DepthLimit {
-                                limit: self.max_depth,
+                            ErrorKind::UnexpectedByte {
+                                found,
+                                expected: Expected::KeyOrEnd,
                             },
                         ));
                     }
-                    frames.push(if c == b'l' {
-                        Frame::List {
-                            start: pos,
-                            base: items.len(),
-                        }
-                    } else {
-                        Frame::Dict {
-                            start: pos,
-                            base: entries.len(),
-                            key: None,
-                            last_key: None,
-                        }
-                    });
-                    pos += 1;
-                    continue;
-                }
-                b'e' if expected == Expected::ItemOrEnd || expected == Expected::KeyOrEnd => {
-                    pos += 1;
-                    match frames.pop() {
-                        Some(Frame::List { start, base }) => Value::List(List {
-                            items: items.split_off(base),
-                            raw: Some(&input[start..pos]),
-                        }),
-                        Some(Frame::Dict { start, base, .. }) => Value::Dict(Dict {
-                            entries: entries.split_off(base),
-                            raw: Some(&input[start..pos]),
-                            sorted: self.strict,
-                        }),
-                        None => unreachable_frame(),
-                    }
-                }
-                _ => {
-                    return Err(DecodeError::new(
-                        pos,
-                        ErrorKind::UnexpectedByte { found: c, expected },
-                    ));
-                }
+                    None => return Err(eof(pos, Expected::KeyOrEnd)),
+                },
             };
 
-            // 3. Hand the finished value to its container, closing nothing further.
-            match frames.last_mut() {
-                None => return Ok((value, pos)),
-                Some(Frame::List { .. }) => items.push(value),
-                Some(Frame::Dict { key, .. }) => {
-                    // `key` is always set here: a value in a dictionary follows its key.
-                    let k = key.take().unwrap_or_default();
-                    entries.push((k, value));
+            // 2. One value: a scalar, a container that ends here, or a container that
+            //    opens (which continues the loop inside it).
+            if close {
+                pos += 1;
+                let Some(f) = frames.pop() else {
+                    return Err(eof(pos, expected));
+                };
+                let raw = input.get(f.start..pos);
+                if f.dict {
+                    let entries = scratch.drain(f.base..).collect();
+                    deliver!(Value::Dict(Dict {
+                        entries,
+                        raw,
+                        sorted: strict,
+                    }));
+                } else {
+                    let items = scratch.drain(f.base..).map(|(_, v)| v).collect();
+                    deliver!(Value::List(List { items, raw }));
+                }
+            } else {
+                let Some(&c) = input.get(pos) else {
+                    return Err(eof(pos, expected));
+                };
+                match c {
+                    b'i' => {
+                        let (i, next) = lex_int(input, pos, strict)?;
+                        pos = next;
+                        deliver!(Value::Int(i));
+                    }
+                    b'0'..=b'9' => {
+                        let (s, next) = lex_str(input, pos, strict)?;
+                        pos = next;
+                        deliver!(Value::Bytes(s));
+                    }
+                    b'l' | b'd' => {
+                        if frames.len >= self.max_depth {
+                            return Err(DecodeError::new(
+                                pos,
+                                ErrorKind::DepthLimit {
+                                    limit: self.max_depth,
+                                },
+                            ));
+                        }
+                        if scratch.capacity() == 0 {
+                            scratch.reserve(16);
+                        }
+                        frames.push(Frame {
+                            start: pos,
+                            base: scratch.len(),
+                            key: &[],
+                            dict: c == b'd',
+                        });
+                        pos += 1;
+                        continue;
+                    }
+                    found => {
+                        return Err(DecodeError::new(
+                            pos,
+                            ErrorKind::UnexpectedByte { found, expected },
+                        ));
+                    }
                 }
             }
         }
     }
+}
 
-    /// Parses `i<digits>e` at `pos`; returns the integer and the offset after `e`.
-    fn int(&self, input: &[u8], pos: usize) -> Result<(i64, usize), DecodeError> {
-        let body = &input[pos + 1..];
-        let (neg, rest) = match body.first() {
-            Some(b'-') => (true, &body[1..]),
-            _ => (false, body),
-        };
-        let dstart = pos + 1 + usize::from(neg);
-        let (after, ds) = match digits(rest) {
-            Ok(ok) => ok,
-            Err(_) => {
-                return Err(match rest.first() {
-                    None => eof(dstart, Expected::Digit),
-                    Some(&found) => DecodeError::new(
-                        dstart,
-                        ErrorKind::UnexpectedByte {
-                            found,
-                            expected: Expected::Digit,
-                        },
-                    ),
-                });
-            }
-        };
-        let end = dstart + ds.len();
-        match after.first() {
-            Some(b'e') => {}
-            None => return Err(eof(end, Expected::IntegerEnd)),
-            Some(&found) => {
-                return Err(DecodeError::new(
-                    end,
+/// Parses `i<digits>e` at `pos` (which holds `i`); returns the integer and the offset
+/// after the `e`. The common case (a short canonical integer) is scanned inline; anything
+/// else goes through the nom-based tokenizer, which also produces the precise errors.
+#[inline]
+pub(crate) fn lex_int(input: &[u8], pos: usize, strict: bool) -> Result<(i64, usize), DecodeError> {
+    // Fast path: `i`, optional `-`, 1..=18 digits not starting with 0 (or exactly `0`), `e`.
+    let mut p = pos + 1;
+    let neg = input.get(p) == Some(&b'-');
+    if neg {
+        p += 1;
+    }
+    let first = p;
+    let mut v: i64 = 0;
+    while let Some(&d) = input.get(p) {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if p - first >= 18 {
+            return int_slow(input, pos, strict);
+        }
+        v = v * 10 + i64::from(d);
+        p += 1;
+    }
+    let n = p - first;
+    if n == 0 || input.get(p) != Some(&b'e') || (n > 1 && input[first] == b'0') || (neg && v == 0) {
+        return int_slow(input, pos, strict);
+    }
+    Ok((if neg { -v } else { v }, p + 1))
+}
+
+/// Parses `<len>:<bytes>` at `pos` (which should hold a digit); fast path for short
+/// canonical lengths, the nom tokenizer for everything else.
+#[inline]
+pub(crate) fn lex_str(
+    input: &[u8],
+    pos: usize,
+    strict: bool,
+) -> Result<(&[u8], usize), DecodeError> {
+    let mut p = pos;
+    let mut len: usize = 0;
+    while let Some(&d) = input.get(p) {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if p - pos >= 9 {
+            return str_slow(input, pos, strict);
+        }
+        len = len * 10 + usize::from(d);
+        p += 1;
+    }
+    let n = p - pos;
+    if n == 0 || input.get(p) != Some(&b':') || (n > 1 && input[pos] == b'0') {
+        return str_slow(input, pos, strict);
+    }
+    let start = p + 1;
+    let end = start.saturating_add(len);
+    match input.get(start..end) {
+        Some(s) => Ok((s, end)),
+        None => str_slow(input, pos, strict),
+    }
+}
+
+/// The nom-based integer tokenizer: exact errors for every malformed case.
+#[cold]
+#[inline(never)]
+fn int_slow(input: &[u8], pos: usize, strict: bool) -> Result<(i64, usize), DecodeError> {
+    let body = &input[pos + 1..];
+    let (neg, rest) = match body.first() {
+        Some(b'-') => (true, &body[1..]),
+        _ => (false, body),
+    };
+    let dstart = pos + 1 + usize::from(neg);
+    let (after, ds) = match digits(rest) {
+        Ok(ok) => ok,
+        Err(_) => {
+            return Err(match rest.first() {
+                None => eof(dstart, Expected::Digit),
+                Some(&found) => DecodeError::new(
+                    dstart,
                     ErrorKind::UnexpectedByte {
                         found,
-                        expected: Expected::IntegerEnd,
+                        expected: Expected::Digit,
                     },
-                ));
-            }
+                ),
+            });
         }
-        if self.strict && ds.len() > 1 && ds[0] == b'0' {
-            return Err(DecodeError::new(dstart, ErrorKind::LeadingZero));
+    };
+    let end = dstart + ds.len();
+    match after.first() {
+        Some(b'e') => {}
+        None => return Err(eof(end, Expected::IntegerEnd)),
+        Some(&found) => {
+            return Err(DecodeError::new(
+                end,
+                ErrorKind::UnexpectedByte {
+                    found,
+                    expected: Expected::IntegerEnd,
+                },
+            ));
         }
-        let mag = parse_u64(ds).ok_or(DecodeError::new(dstart, ErrorKind::IntegerOverflow))?;
-        let v = if neg {
-            if mag == 0 && self.strict {
-                return Err(DecodeError::new(pos + 1, ErrorKind::NegativeZero));
-            }
-            if mag > i64::MAX as u64 + 1 {
-                return Err(DecodeError::new(dstart, ErrorKind::IntegerOverflow));
-            }
-            (mag as i64).wrapping_neg()
-        } else {
-            i64::try_from(mag).map_err(|_| DecodeError::new(dstart, ErrorKind::IntegerOverflow))?
-        };
-        Ok((v, end + 1))
     }
+    if strict && ds.len() > 1 && ds[0] == b'0' {
+        return Err(DecodeError::new(dstart, ErrorKind::LeadingZero));
+    }
+    let mag = parse_u64(ds).ok_or(DecodeError::new(dstart, ErrorKind::IntegerOverflow))?;
+    let v = if neg {
+        if mag == 0 && strict {
+            return Err(DecodeError::new(pos + 1, ErrorKind::NegativeZero));
+        }
+        if mag > i64::MAX as u64 + 1 {
+            return Err(DecodeError::new(dstart, ErrorKind::IntegerOverflow));
+        }
+        (mag as i64).wrapping_neg()
+    } else {
+        i64::try_from(mag).map_err(|_| DecodeError::new(dstart, ErrorKind::IntegerOverflow))?
+    };
+    Ok((v, end + 1))
+}
 
-    /// Parses `<len>:<bytes>` at `pos` (which holds a digit).
-    fn string<'a>(&self, input: &'a [u8], pos: usize) -> Result<(&'a [u8], usize), DecodeError> {
-        let (after, ds) = digits(&input[pos..]).map_err(|_| {
+/// The nom-based string tokenizer: exact errors for every malformed case.
+#[cold]
+#[inline(never)]
+fn str_slow(input: &[u8], pos: usize, strict: bool) -> Result<(&[u8], usize), DecodeError> {
+    {
+        let (after, ds) = digits(input.get(pos..).unwrap_or_default()).map_err(|_| {
             // The caller checked for a digit; keep a typed error regardless.
             DecodeError::new(
                 pos,
@@ -324,7 +587,7 @@ impl Decoder {
                 ));
             }
         }
-        if self.strict && ds.len() > 1 && ds[0] == b'0' {
+        if strict && ds.len() > 1 && ds[0] == b'0' {
             return Err(DecodeError::new(pos, ErrorKind::LeadingZero));
         }
         let start = colon + 1;
@@ -347,12 +610,6 @@ fn eof(offset: usize, expected: Expected) -> DecodeError {
     DecodeError::new(offset, ErrorKind::UnexpectedEof { expected })
 }
 
-#[cold]
-fn unreachable_frame() -> Value<'static> {
-    // `e` is only accepted as a container end when a frame is open.
-    Value::Int(0)
-}
-
 /// Parses ASCII digits into a u64, `None` on overflow.
 fn parse_u64(ds: &[u8]) -> Option<u64> {
     let mut v: u64 = 0;
@@ -360,4 +617,111 @@ fn parse_u64(ds: &[u8]) -> Option<u64> {
         v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
     }
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inline fast paths and the nom tokenizer agree on every short token.
+    #[test]
+    fn fast_and_slow_tokenizers_agree() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for body in [
+            "0",
+            "1",
+            "9",
+            "10",
+            "03",
+            "-0",
+            "-1",
+            "-03",
+            "",
+            "-",
+            "x",
+            "1x",
+            "123456789012345678",
+            "999999999999999999",
+            "1234567890123456789",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+        ] {
+            cases.push(format!("i{body}e").into_bytes());
+            cases.push(format!("i{body}").into_bytes());
+            cases.push(format!("{body}:abcdefghij").into_bytes());
+            cases.push(format!("{body}:").into_bytes());
+            cases.push(body.as_bytes().to_vec());
+        }
+        for case in &cases {
+            for strict in [true, false] {
+                if case.first() == Some(&b'i') {
+                    assert_eq!(
+                        lex_int(case, 0, strict),
+                        int_slow(case, 0, strict),
+                        "{case:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        lex_str(case, 0, strict),
+                        str_slow(case, 0, strict),
+                        "{case:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skip_matches_decode_prefix() {
+        for input in [
+            &b"d1:ad1:bi1eee"[..],
+            b"l0:0:e",
+            b"d0:i1e0:i2ee",
+            b"d1:a1:d1:bi2ee",
+            b"d1:bi1e1:ai2ee",
+            b"lli1eee",
+            b"i1",
+            b"d",
+        ] {
+            for strict in [true, false] {
+                let dec = Decoder::new()
+                    .strict(strict)
+                    .decode_prefix(input)
+                    .map(|(_, n)| n);
+                assert_eq!(
+                    skip_value(input, 0, strict, 0, DEFAULT_MAX_DEPTH),
+                    dec,
+                    "{input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scratch_is_kept_between_calls() {
+        Decoder::new().decode(b"li1ei2ei3ee").unwrap();
+        let cap = SCRATCH.with(|c| {
+            let v = c.take();
+            let cap = v.capacity();
+            c.set(v);
+            cap
+        });
+        assert!(cap >= 3);
+        // Errors give it back too.
+        assert!(Decoder::new().decode(b"li1ei2e").is_err());
+        assert!(SCRATCH.with(|c| {
+            let v = c.take();
+            let ok = v.capacity() >= 3 && v.is_empty();
+            c.set(v);
+            ok
+        }));
+    }
+
+    #[test]
+    fn parse_u64_overflow() {
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+    }
 }

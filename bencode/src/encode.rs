@@ -1,6 +1,6 @@
 //! The canonical encoder.
 
-use crate::value::{Dict, Value};
+use crate::value::{Dict, List, Value};
 
 impl Value<'_> {
     /// Appends the canonical encoding of this value to `out`: dictionary keys sorted as
@@ -14,13 +14,23 @@ impl Value<'_> {
             }
             Value::Bytes(b) => write_bytes(out, b),
             Value::List(l) => {
+                if let Some(raw) = canonical_raw_list(l) {
+                    out.extend_from_slice(raw);
+                    return;
+                }
                 out.push(b'l');
                 for v in l.iter() {
                     v.encode_to(out);
                 }
                 out.push(b'e');
             }
-            Value::Dict(d) => encode_dict(d, out),
+            Value::Dict(d) => {
+                if let Some(raw) = canonical_raw_dict(d) {
+                    out.extend_from_slice(raw);
+                    return;
+                }
+                encode_dict(d, out)
+            }
         }
     }
 
@@ -36,12 +46,18 @@ impl Value<'_> {
         match self {
             Value::Int(i) => 2 + int_len(*i),
             Value::Bytes(b) => bytes_len(b),
-            Value::List(l) => 2 + l.iter().map(Value::encoded_len).sum::<usize>(),
-            Value::Dict(d) => {
-                2 + canonical_entries(d)
-                    .map(|(k, v)| bytes_len(k) + v.encoded_len())
-                    .sum::<usize>()
-            }
+            Value::List(l) => match canonical_raw_list(l) {
+                Some(raw) => raw.len(),
+                None => 2 + l.iter().map(Value::encoded_len).sum::<usize>(),
+            },
+            Value::Dict(d) => match canonical_raw_dict(d) {
+                Some(raw) => raw.len(),
+                None => {
+                    let mut n = 2;
+                    for_each_canonical(d, |k, v| n += bytes_len(k) + v.encoded_len());
+                    n
+                }
+            },
         }
     }
 }
@@ -51,32 +67,50 @@ pub fn encode(value: &Value<'_>) -> Vec<u8> {
     value.to_bytes()
 }
 
+/// A list's original bytes if known to be canonical. Lists do not record the mode they
+/// were decoded in (that would make every `Value` a word larger), so they are walked;
+/// strictly decoded dictionaries inside them are still copied whole.
+#[inline]
+fn canonical_raw_list<'a>(_: &List<'a>) -> Option<&'a [u8]> {
+    None
+}
+
+/// A strictly decoded dictionary's original bytes: already its canonical encoding.
+#[inline]
+fn canonical_raw_dict<'a>(d: &Dict<'a>) -> Option<&'a [u8]> {
+    d.raw.filter(|_| d.sorted)
+}
+
 fn encode_dict(d: &Dict<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
-    for (k, v) in canonical_entries(d) {
+    for_each_canonical(d, |k, v| {
         write_bytes(out, k);
         v.encode_to(out);
-    }
+    });
     out.push(b'e');
 }
 
-/// Entries in canonical order. Sorted dictionaries (all strict-decoded ones, and built
-/// ones whose keys were inserted in order) are walked as they are; others are sorted
-/// through an index vector.
-fn canonical_entries<'d, 'a>(
+/// Calls `f` on the entries in canonical order. Sorted dictionaries (all strictly decoded
+/// ones, and built ones whose keys were inserted in order) are walked as they are;
+/// others are sorted through an index vector, and the first of equal keys wins.
+pub(crate) fn for_each_canonical<'d, 'a>(
     d: &'d Dict<'a>,
-) -> Box<dyn Iterator<Item = (&'a [u8], &'d Value<'a>)> + 'd> {
+    mut f: impl FnMut(&'a [u8], &'d Value<'a>),
+) {
     if d.sorted {
-        return Box::new(d.entries.iter().map(|(k, v)| (*k, v)));
+        for (k, v) in &d.entries {
+            f(k, v);
+        }
+        return;
     }
     let mut idx: Vec<usize> = (0..d.entries.len()).collect();
     // Stable sort: the first of equal keys stays first and wins.
     idx.sort_by(|&a, &b| d.entries[a].0.cmp(d.entries[b].0));
     idx.dedup_by(|b, a| d.entries[*a].0 == d.entries[*b].0);
-    Box::new(idx.into_iter().map(move |i| {
+    for i in idx {
         let (k, v) = &d.entries[i];
-        (*k, v)
-    }))
+        f(k, v);
+    }
 }
 
 /// Appends `<len>:<bytes>`.
@@ -123,4 +157,32 @@ pub(crate) fn uint_len(mut n: u64) -> usize {
         len += 1;
     }
     len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers() {
+        for i in [0, 1, -1, 9, 10, -10, 99, 100, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, i);
+            assert_eq!(out, i.to_string().as_bytes());
+            assert_eq!(int_len(i), out.len());
+        }
+        assert_eq!(uint_len(u64::MAX), 20);
+    }
+
+    #[test]
+    fn strictly_decoded_containers_copy_their_raw_bytes() {
+        let input = b"d1:ali1ei2ee1:bd1:ci3eee";
+        let v = crate::decode(input).unwrap();
+        assert_eq!(v.to_bytes(), input);
+        assert_eq!(v.encoded_len(), input.len());
+        // A lenient decode is re-encoded, not copied.
+        let v = crate::Decoder::new().lenient().decode(b"li03ee").unwrap();
+        assert_eq!(v.to_bytes(), b"li3ee");
+        assert_eq!(v.encoded_len(), 5);
+    }
 }

@@ -42,7 +42,7 @@ pub enum ErrorKind {
     IntegerOverflow,
     /// A string length prefix larger than the bytes left in the input.
     LengthTooLarge {
-        /// The length the prefix claims.
+        /// The length the prefix claims (`u64::MAX` if it does not even fit in a `u64`).
         claimed: u64,
         /// The bytes actually left after the `:`.
         remaining: usize,

@@ -10,7 +10,9 @@
 //!   heap stack, never by recursion), a length prefix is checked against the bytes left
 //!   before it is used and never allocates, integers beyond `i64` are errors.
 //! - [`Value::to_bytes`] writes the canonical form (keys sorted as raw bytes).
-//! - With the `serde` feature, any `Serialize`/`Deserialize` type to and from bencode.
+//! - With the `serde` feature, `to_bytes` / `from_bytes` turn any `Serialize` /
+//!   `Deserialize` type into canonical bencode and back. Deserializing reads the input
+//!   directly (no intermediate tree) and borrows `&[u8]` (via `serde_bytes`) and `&str`.
 //!
 //! No I/O and no async runtime: this crate depends on `nom` and `thiserror` only.
 //!
@@ -38,10 +40,19 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "serde")]
+mod de;
 mod decode;
 mod encode;
 mod error;
+#[cfg(feature = "serde")]
+mod ser;
 mod value;
+
+#[cfg(feature = "serde")]
+pub use de::{DeError, DeErrorKind, from_bytes, from_bytes_with};
+#[cfg(feature = "serde")]
+pub use ser::{SerError, to_bytes, to_writer};
 
 pub use decode::{DEFAULT_MAX_DEPTH, Decoder, decode, skip};
 pub use encode::encode;

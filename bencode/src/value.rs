@@ -32,7 +32,8 @@ pub struct List<'a> {
 pub struct Dict<'a> {
     pub(crate) entries: Vec<(&'a [u8], Value<'a>)>,
     pub(crate) raw: Option<&'a [u8]>,
-    /// Keys are known to be strictly increasing.
+    /// Keys are known to be strictly increasing. (With `raw` set, this also means the
+    /// dictionary was decoded strictly, so `raw` is its canonical encoding.)
     pub(crate) sorted: bool,
 }
 
@@ -172,7 +173,8 @@ impl<'a> Dict<'a> {
     pub fn insert(&mut self, key: &'a [u8], value: Value<'a>) {
         self.raw = None;
         // Appending in key order (the common case when building) stays O(1).
-        let in_order = self.entries.last().is_none_or(|(last, _)| *last < key);
+        // (Only when the keys so far are sorted: then `key` is new.)
+        let in_order = self.sorted && self.entries.last().is_none_or(|(last, _)| *last < key);
         if !in_order {
             if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
                 slot.1 = value;
@@ -252,5 +254,29 @@ impl<'a> From<List<'a>> for Value<'a> {
 impl<'a> From<Dict<'a>> for Value<'a> {
     fn from(d: Dict<'a>) -> Self {
         Value::Dict(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_stays_small() {
+        // The tree moves values around a lot; keep them at most six words.
+        assert!(std::mem::size_of::<Value<'_>>() <= 48);
+    }
+
+    #[test]
+    fn insert_keeps_keys_unique() {
+        let mut d = Dict::new();
+        d.insert(b"b", Value::Int(1));
+        d.insert(b"a", Value::Int(2));
+        d.insert(b"b", Value::Int(3));
+        d.insert(b"c", Value::Int(4));
+        d.insert(b"c", Value::Int(5));
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.get(b"b"), Some(&Value::Int(3)));
+        assert_eq!(d.get(b"c"), Some(&Value::Int(5)));
     }
 }

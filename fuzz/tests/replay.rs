@@ -37,3 +37,33 @@ fn metainfo_parse() {
 fn magnet_parse() {
     replay("magnet_parse", rivulet_fuzz::magnet_parse);
 }
+
+#[test]
+fn dht_krpc() {
+    replay("dht_krpc", rivulet_fuzz::dht_krpc);
+}
+
+#[test]
+fn peer_wire_decode() {
+    replay("peer_wire_decode", rivulet_fuzz::peer_wire_decode);
+}
+
+#[test]
+fn handshake_parse() {
+    replay("handshake_parse", rivulet_fuzz::handshake_parse);
+}
+
+#[test]
+fn tracker_udp() {
+    replay("tracker_udp", rivulet_fuzz::tracker_udp);
+}
+
+#[test]
+fn tracker_http() {
+    replay("tracker_http", rivulet_fuzz::tracker_http);
+}
+
+#[test]
+fn tracker_ws() {
+    replay("tracker_ws", rivulet_fuzz::tracker_ws);
+}

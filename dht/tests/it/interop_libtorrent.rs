@@ -1,8 +1,8 @@
 //! Interop with libtorrent (PyPI `libtorrent==2.1.1`): its DHT, bootstrapped only from a
 //! rivulet node, finds a peer announced through rivulet.
 //!
-//! Needs a Python with libtorrent: `$RIVULET_PYTHON`, else `.interop/py/bin/python`
-//! (`python3 -m venv .interop/py && .interop/py/bin/pip install libtorrent==2.1.1`);
+//! Needs a Python with libtorrent: `$RIVULET_PYTHON`, else `.interop/venv/bin/python`
+//! (`python3 -m venv .interop/venv && .interop/venv/bin/pip install libtorrent==2.1.1`);
 //! otherwise prints `SKIP:` and passes.
 
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use crate::interop_js::rivulet_node;
 fn python() -> Option<PathBuf> {
     let py = match std::env::var_os("RIVULET_PYTHON") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.interop/py/bin/python"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.interop/venv/bin/python"),
     };
     let ok = std::process::Command::new(&py)
         .args(["-c", "import libtorrent"])
@@ -31,7 +31,7 @@ fn python() -> Option<PathBuf> {
 #[tokio::test]
 async fn libtorrent_finds_peer_announced_through_rivulet() {
     let Some(py) = python() else {
-        println!("SKIP: no Python with libtorrent (set RIVULET_PYTHON or create .interop/py)");
+        println!("SKIP: no Python with libtorrent (set RIVULET_PYTHON or create .interop/venv)");
         return;
     };
     tokio::time::timeout(Duration::from_secs(120), async {

@@ -1,0 +1,312 @@
+//! The tracker server driver: UDP and HTTP front ends on one shared [`Swarms`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::http::{
+    encode_announce_reply, encode_failure, encode_scrape_reply, parse_announce_query,
+    parse_scrape_query,
+};
+use crate::server::{PeerAnnounce, ServerConfig, Swarms};
+use crate::udp::UdpServer;
+use crate::ws::WsRelay;
+
+use super::ws::{WsShared, serve_upgraded, upgrade_key};
+
+/// Where the server listens; `None` leaves a front end off. Port 0 picks a free port.
+#[derive(Clone, Debug, Default)]
+pub struct Listen {
+    /// BEP 15 UDP.
+    pub udp: Option<SocketAddr>,
+    /// HTTP announce/scrape (`/announce`, `/scrape`; any path whose last segment is one of
+    /// them) and, on the same port and any path, the WebSocket (WebTorrent) tracker.
+    pub http: Option<SocketAddr>,
+}
+
+/// Most bytes of an HTTP request head the server reads.
+pub const MAX_HTTP_REQUEST: usize = 8192;
+/// How long an HTTP client may take to send its request.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running tracker server. Dropping it stops every task.
+#[derive(Debug)]
+pub struct TrackerServer {
+    swarms: Arc<Mutex<Swarms>>,
+    ws: Arc<WsShared>,
+    udp: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn lock(s: &Mutex<Swarms>) -> MutexGuard<'_, Swarms> {
+    // A panic while holding the lock cannot leave the swarm state half-updated in a way that
+    // matters more than stopping the tracker would: keep serving.
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TrackerServer {
+    /// Bind the listed sockets and start serving.
+    pub async fn bind(config: ServerConfig, listen: Listen) -> io::Result<Self> {
+        let expire_every =
+            (config.peer_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let ws = Arc::new(WsShared::new(WsRelay::new(config.clone())));
+        let max_connections = config.max_connections.max(1);
+        let swarms = Arc::new(Mutex::new(Swarms::new(config)));
+        let mut tasks = Vec::new();
+        let mut udp = None;
+        let mut http = None;
+        if let Some(addr) = listen.udp {
+            let socket = UdpSocket::bind(addr).await?;
+            udp = Some(socket.local_addr()?);
+            let secret: [u8; 16] = rand::rng().random();
+            let front = UdpServer::new(Instant::now(), secret);
+            tasks.push(tokio::spawn(serve_udp(socket, front, swarms.clone())));
+        }
+        if let Some(addr) = listen.http {
+            let listener = TcpListener::bind(addr).await?;
+            http = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(serve_http(
+                listener,
+                swarms.clone(),
+                ws.clone(),
+                Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            )));
+        }
+        let (s, w) = (swarms.clone(), ws.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(expire_every);
+            loop {
+                tick.tick().await;
+                lock(&s).expire(Instant::now());
+                w.expire(Instant::now());
+            }
+        }));
+        Ok(TrackerServer {
+            swarms,
+            ws,
+            udp,
+            http,
+            tasks,
+        })
+    }
+
+    /// The UDP address, if listening.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp
+    }
+
+    /// The HTTP address, if listening.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+
+    /// The WebSocket tracker URL (`ws://` on the HTTP port), if HTTP is on.
+    pub fn ws_url(&self) -> Option<String> {
+        self.http.map(|a| format!("ws://{a}/announce"))
+    }
+
+    /// Peers connected over WebSocket, over all swarms.
+    pub fn ws_peer_count(&self) -> usize {
+        self.ws.relay().peer_count()
+    }
+
+    /// The shared swarm state (for statistics; hold the lock briefly).
+    pub fn swarms(&self) -> Arc<Mutex<Swarms>> {
+        self.swarms.clone()
+    }
+}
+
+impl Drop for TrackerServer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn serve_udp(socket: UdpSocket, front: UdpServer, swarms: Arc<Mutex<Swarms>>) {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(2048);
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            // ICMP errors from earlier sends, or a truncated datagram: keep going.
+            Err(_) => continue,
+        };
+        out.clear();
+        {
+            let mut s = lock(&swarms);
+            front.handle_datagram(&mut s, Instant::now(), from, &buf[..n], &mut out);
+        }
+        if !out.is_empty() {
+            let _ = socket.send_to(&out, from).await;
+        }
+    }
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    swarms: Arc<Mutex<Swarms>>,
+    ws: Arc<WsShared>,
+    slots: Arc<tokio::sync::Semaphore>,
+) {
+    loop {
+        // Never closed, so acquiring only waits.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok((stream, from)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off a little.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let swarms = swarms.clone();
+        let ws = ws.clone();
+        tokio::spawn(async move {
+            let _ = http_connection(stream, from, swarms, ws).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn http_connection(
+    mut stream: TcpStream,
+    from: SocketAddr,
+    swarms: Arc<Mutex<Swarms>>,
+    ws: Arc<WsShared>,
+) -> io::Result<()> {
+    let read_head = async {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok::<_, io::Error>(None);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Ok(Some((buf, end + 4)));
+            }
+            if buf.len() > MAX_HTTP_REQUEST {
+                return Ok(Some((buf, 0)));
+            }
+        }
+    };
+    let Ok(head) = tokio::time::timeout(HTTP_REQUEST_TIMEOUT, read_head).await else {
+        return Ok(());
+    };
+    let Some((buf, end)) = head? else {
+        return Ok(());
+    };
+    if end == 0 {
+        return respond(&mut stream, 431, b"request too large").await;
+    }
+    let key = std::str::from_utf8(&buf[..end])
+        .ok()
+        .and_then(upgrade_key)
+        .map(str::to_owned);
+    if let Some(key) = key {
+        let rest = buf[end..].to_vec();
+        return serve_upgraded(stream, &key, rest, ws).await;
+    }
+    let (status, body) = handle_http_request(&buf[..end], from, &swarms);
+    tokio::time::timeout(HTTP_REQUEST_TIMEOUT, respond(&mut stream, status, &body))
+        .await
+        .unwrap_or(Ok(()))
+}
+
+/// Answer one HTTP request head: `(status, body)`. Tracker-level problems are a 200 with a
+/// `failure reason`; only a request that is not HTTP gets 400 and an unknown path 404.
+fn handle_http_request(head: &[u8], from: SocketAddr, swarms: &Mutex<Swarms>) -> (u16, Vec<u8>) {
+    let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
+        return (400, encode_failure("request line is not UTF-8"));
+    };
+    let mut parts = line.split(' ');
+    let (Some("GET"), Some(target)) = (parts.next(), parts.next()) else {
+        return (400, encode_failure("only GET is supported"));
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let last = path.rsplit('/').next().unwrap_or("");
+    match last {
+        "announce" => {
+            let q = match parse_announce_query(query) {
+                Ok(q) => q,
+                Err(e) => return (200, encode_failure(&e.to_string())),
+            };
+            let req = PeerAnnounce {
+                info_hash: q.info_hash,
+                peer_id: q.peer_id,
+                addr: SocketAddr::new(from.ip().to_canonical(), q.port),
+                left: q.left,
+                event: q.event,
+                numwant: q.numwant.map(|n| n as usize),
+                key: q.key,
+                family: None,
+            };
+            let r = lock(swarms).announce(Instant::now(), &req);
+            match r {
+                Ok(r) => (200, encode_announce_reply(&r, q.compact, q.no_peer_id)),
+                Err(e) => (200, encode_failure(&e.to_string())),
+            }
+        }
+        "scrape" => match parse_scrape_query(query) {
+            Ok(hashes) => {
+                let s = lock(swarms);
+                let files: Vec<_> = hashes.iter().map(|h| (*h, s.stats(h))).collect();
+                drop(s);
+                (200, encode_scrape_reply(&files))
+            }
+            Err(e) => (200, encode_failure(&e.to_string())),
+        },
+        _ => (404, encode_failure("not found: use /announce or /scrape")),
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, body: &[u8]) -> io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Request Header Fields Too Large",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_http_requests_get_failures() {
+        let swarms = Mutex::new(Swarms::new(ServerConfig::default()));
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for (head, status) in [
+            (&b"POST / HTTP/1.1\r\n\r\n"[..], 400),
+            (b"GET /x HTTP/1.1\r\n\r\n", 404),
+            (b"GET /announce?info_hash=%zz HTTP/1.1\r\n\r\n", 200),
+            (b"\xff\xfe\r\n\r\n", 400),
+            (b"GET /scrape?info_hash=1 HTTP/1.1\r\n\r\n", 200),
+        ] {
+            let (s, body) = handle_http_request(head, from, &swarms);
+            assert_eq!(s, status);
+            assert!(matches!(
+                crate::http::parse_announce_response(&body),
+                Err(crate::http::HttpResponseError::Failure(_))
+            ));
+        }
+    }
+}

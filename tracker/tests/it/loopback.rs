@@ -1,0 +1,265 @@
+//! rivulet clients against the rivulet server, UDP and HTTP, over loopback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rivulet_tracker::net::{Listen, TrackerServer, UdpTracker, http_announce, http_scrape};
+use rivulet_tracker::server::ServerConfig;
+use rivulet_tracker::udp::{UdpClientConfig, UdpRequestError};
+use rivulet_tracker::{Announce, Event, InfoHash, PeerId, ScrapeStats};
+
+async fn server(udp: &str, http: &str) -> TrackerServer {
+    TrackerServer::bind(
+        ServerConfig::default(),
+        Listen {
+            udp: Some(udp.parse().unwrap()),
+            http: Some(http.parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn ann(peer: u8, port: u16, left: u64, event: Event) -> Announce {
+    Announce {
+        left,
+        event,
+        ..Announce::new(InfoHash([9; 20]), PeerId([peer; 20]), port)
+    }
+}
+
+#[tokio::test]
+async fn udp_and_http_share_one_swarm() {
+    let s = server("127.0.0.1:0", "127.0.0.1:0").await;
+    let udp = format!("udp://{}/announce", s.udp_addr().unwrap());
+    let http = format!("http://{}/announce", s.http_addr().unwrap());
+    let mut t = UdpTracker::connect(&udp, UdpClientConfig::default())
+        .await
+        .unwrap();
+
+    let r = t.announce(ann(1, 1001, 0, Event::Started)).await.unwrap();
+    assert!(r.peers.is_empty());
+    assert_eq!((r.complete, r.incomplete), (Some(1), Some(0)));
+
+    let r = http_announce(&http, &ann(2, 1002, 10, Event::Started))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.peers,
+        vec!["127.0.0.1:1001".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+    assert_eq!(r.interval, 120);
+    assert_eq!(r.min_interval, Some(60));
+
+    // The UDP seeder sees the HTTP leecher.
+    let r = t.announce(ann(1, 1001, 0, Event::None)).await.unwrap();
+    assert_eq!(
+        r.peers,
+        vec!["127.0.0.1:1002".parse::<SocketAddr>().unwrap()]
+    );
+
+    let want = ScrapeStats {
+        complete: 1,
+        downloaded: 0,
+        incomplete: 1,
+    };
+    assert_eq!(t.scrape(vec![InfoHash([9; 20])]).await.unwrap(), vec![want]);
+    assert_eq!(
+        http_scrape(&http, &[InfoHash([9; 20])]).await.unwrap(),
+        vec![(InfoHash([9; 20]), want)]
+    );
+
+    // Leave with `stopped`.
+    t.announce(ann(1, 1001, 0, Event::Stopped)).await.unwrap();
+    http_announce(&http, &ann(2, 1002, 10, Event::Stopped))
+        .await
+        .unwrap();
+    assert_eq!(s.swarms().lock().unwrap().peer_count(), 0);
+}
+
+#[tokio::test]
+async fn ipv6_loopback() {
+    // Skip quietly where the machine has no IPv6 loopback.
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("SKIP: no IPv6 loopback");
+        return;
+    }
+    let s = server("[::1]:0", "[::1]:0").await;
+    let udp = format!("udp://{}", s.udp_addr().unwrap());
+    let http = format!("http://{}/announce", s.http_addr().unwrap());
+    let mut t = UdpTracker::connect(&udp, UdpClientConfig::default())
+        .await
+        .unwrap();
+    t.announce(ann(1, 2001, 0, Event::Started)).await.unwrap();
+    let r = http_announce(&http, &ann(2, 2002, 5, Event::Started))
+        .await
+        .unwrap();
+    assert_eq!(r.peers, vec!["[::1]:2001".parse::<SocketAddr>().unwrap()]);
+    let r = t.announce(ann(1, 2001, 0, Event::None)).await.unwrap();
+    assert_eq!(r.peers, vec!["[::1]:2002".parse::<SocketAddr>().unwrap()]);
+}
+
+#[tokio::test]
+async fn allow_list_failure_reaches_both_clients() {
+    let s = TrackerServer::bind(
+        ServerConfig {
+            allow_list: Some([InfoHash([1; 20])].into_iter().collect()),
+            ..Default::default()
+        },
+        Listen {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            http: Some("127.0.0.1:0".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    let mut t = UdpTracker::connect_addr(s.udp_addr().unwrap(), UdpClientConfig::default())
+        .await
+        .unwrap();
+    let e = t.announce(ann(1, 1, 0, Event::Started)).await.unwrap_err();
+    assert!(
+        matches!(&e, rivulet_tracker::net::TrackerError::Udp(UdpRequestError::Tracker(m)) if m.contains("not tracked")),
+        "{e}"
+    );
+    let http = format!("http://{}/announce", s.http_addr().unwrap());
+    let e = http_announce(&http, &ann(1, 1, 0, Event::Started))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not tracked"), "{e}");
+}
+
+#[tokio::test]
+async fn udp_client_gives_up_on_a_silent_tracker() {
+    // A bound socket that never answers.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cfg = UdpClientConfig {
+        retransmit_base: Duration::from_millis(10),
+        max_retransmits: 2,
+        ..Default::default()
+    };
+    let mut t = UdpTracker::connect_addr(silent.local_addr().unwrap(), cfg)
+        .await
+        .unwrap();
+    let e = t.announce(ann(1, 1, 0, Event::Started)).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            rivulet_tracker::net::TrackerError::Udp(UdpRequestError::TimedOut { attempts: 3 })
+        ),
+        "{e}"
+    );
+    // It did retransmit: three connect requests arrived.
+    let mut buf = [0u8; 64];
+    for _ in 0..3 {
+        let (n, _) = silent.recv_from(&mut buf).await.unwrap();
+        assert!(matches!(
+            rivulet_tracker::udp::Request::decode(&buf[..n]),
+            Ok(rivulet_tracker::udp::Request::Connect { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn hostile_udp_packets_get_no_amplified_reply() {
+    let s = server("127.0.0.1:0", "127.0.0.1:0").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(s.udp_addr().unwrap()).await.unwrap();
+    let mut buf = [0u8; 2048];
+    for pkt in [vec![0u8; 16], vec![0xff; 20], {
+        let mut p = vec![0u8; 16];
+        p[11] = 2; // scrape with no hashes
+        p
+    }] {
+        sock.send(&pkt).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n <= pkt.len(), "{n} > {}", pkt.len());
+    }
+    // And the server is still fine.
+    let mut t = UdpTracker::connect_addr(s.udp_addr().unwrap(), UdpClientConfig::default())
+        .await
+        .unwrap();
+    t.announce(ann(1, 1, 0, Event::Started)).await.unwrap();
+}
+
+#[tokio::test]
+async fn announcer_fails_over_across_tiers_and_stops() {
+    use rivulet_tracker::TrackerSetEvent;
+    use rivulet_tracker::net::{Announcer, AnnouncerConfig};
+
+    let s = server("127.0.0.1:0", "127.0.0.1:0").await;
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A closed TCP port: bind, note the port, drop.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let good = format!("http://{}/announce", s.http_addr().unwrap());
+    // Someone to find.
+    http_announce(&good, &ann(1, 5001, 0, Event::Started))
+        .await
+        .unwrap();
+
+    let config = AnnouncerConfig {
+        udp: UdpClientConfig {
+            retransmit_base: Duration::from_millis(20),
+            max_retransmits: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (announcer, mut events) = Announcer::spawn(
+        vec![
+            vec![
+                format!("udp://{}", silent.local_addr().unwrap()),
+                format!("http://{refused}/announce"),
+            ],
+            vec![good.clone()],
+        ],
+        ann(2, 5002, 10, Event::None),
+        config,
+    );
+    let mut failures = 0;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("announcer event in time")
+            .expect("announcer alive");
+        match ev {
+            TrackerSetEvent::Failed { .. } => failures += 1,
+            TrackerSetEvent::Peers { url, peers } => {
+                assert_eq!(url, good);
+                assert_eq!(peers, vec!["127.0.0.1:5001".parse::<SocketAddr>().unwrap()]);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(failures, 2, "both first-tier trackers were tried first");
+    assert!(
+        s.swarms()
+            .lock()
+            .unwrap()
+            .contains(&InfoHash([9; 20]), &PeerId([2; 20]))
+    );
+    announcer.stop();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("stop in time");
+        match ev {
+            Some(TrackerSetEvent::Stopped) => break,
+            Some(_) => continue,
+            None => panic!("task ended without Stopped"),
+        }
+    }
+    assert!(
+        !s.swarms()
+            .lock()
+            .unwrap()
+            .contains(&InfoHash([9; 20]), &PeerId([2; 20]))
+    );
+}

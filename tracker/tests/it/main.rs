@@ -1,0 +1,6 @@
+//! Integration tests: rivulet's clients against rivulet's server on loopback, and interop with
+//! npm `bittorrent-tracker`.
+
+mod interop;
+mod loopback;
+mod ws;
