@@ -1,5 +1,64 @@
 //! `rivulet`: the reference client built from the rivulet crates (under construction).
 //!
+//! - [`storage`]: a torrent's files under a download directory (safe paths, sparse
+//!   files, padding never written, piece checks, resume by verifying what is there).
+//! - [`picker`]: the sans-IO piece picker (rarest first, priorities, sequential and
+//!   streaming windows, 16 KiB blocks, endgame).
+//! - [`core`]: the torrent core, sans-IO: peers' protocol state, picker, choker,
+//!   endgame, bans; messages, time and disk results in, actions out.
+//! - [`torrent`] and [`session`]: the tokio driver that downloads and seeds a torrent
+//!   from a list of peer addresses and incoming connections (TCP, MSE per
+//!   [`Config::encryption`]); v1 and hybrid torrents.
+//!
+//! Not yet: magnet links (ut_metadata), trackers, DHT, PEX, uTP, WebRTC, v2-only
+//! torrents on the wire (storage already checks v2 hashes), resume files (a restart
+//! re-hashes what is on disk and fetches only the bad pieces), rate limits, choking by
+//! rate (upload slots go to interested peers first come, first served).
+//!
+//! A seed and a leech in one process, on loopback:
+//!
 //! ```
-//! // The library grows with the client issue.
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use metainfo::{Torrent, TorrentBuilder};
+//! use rivulet::{AddOptions, Config, Session};
+//!
+//! let (src, dst) = (tempfile::tempdir()?, tempfile::tempdir()?);
+//! std::fs::write(src.path().join("hello.txt"), b"hello, swarm".repeat(10_000))?;
+//! let made = TorrentBuilder::new(src.path().join("hello.txt")).build()?;
+//! let torrent = Torrent::from_bytes(made.bytes())?;
+//!
+//! let mut config = Config::default();
+//! config.listen = Some("127.0.0.1:0".parse()?);
+//! let seeder = Session::new(config).await?;
+//! let _seed = seeder.add(&torrent, src.path(), AddOptions::default()).await?;
+//!
+//! let leecher = Session::new(Config::default()).await?;
+//! let peers = vec![seeder.listen_addr().unwrap()];
+//! let download = leecher.add(&torrent, dst.path(), AddOptions::with_peers(peers)).await?;
+//! download.wait_complete().await?;
+//! assert_eq!(std::fs::read(dst.path().join("hello.txt"))?, b"hello, swarm".repeat(10_000));
+//! # Ok(()) }
 //! ```
+//!
+//! The picker on its own:
+//!
+//! ```
+//! use rivulet::picker::Picker;
+//! use metainfo::{LayoutMode, PieceLayout};
+//!
+//! let layout = PieceLayout::new(32768, LayoutMode::V1, [(70_000, false)]).unwrap();
+//! let picker = Picker::new(&layout, 7);
+//! assert_eq!(picker.piece_count(), 3);
+//! assert!(!picker.is_complete());
+//! ```
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod picker;
+pub mod session;
+pub mod storage;
+pub mod torrent;
+
+pub use session::{Config, Session};
+pub use torrent::{AddOptions, Status, TorrentError, TorrentHandle};

@@ -21,13 +21,20 @@ enum Command {
     Create(cli::create::CreateArgs),
     /// Show what a .torrent file or magnet link describes.
     Info(cli::info::InfoArgs),
+    /// Download a torrent from the given peers (trackers, DHT and magnets: not yet).
+    Download(cli::download::DownloadArgs),
+    /// Serve a torrent's data from a directory.
+    Seed(cli::download::SeedArgs),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging();
     let result = match args.command {
         Command::Create(a) => cli::create::run(a),
         Command::Info(a) => cli::info::run(a),
+        Command::Download(a) => cli::download::download(a),
+        Command::Seed(a) => cli::download::seed(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,4 +43,15 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Logs to stderr, filtered by `RIVULET_LOG` (e.g. `info`, `rivulet=debug`); warnings by
+/// default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RIVULET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

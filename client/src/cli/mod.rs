@@ -1,6 +1,7 @@
 //! Command implementations and the CLI's error type.
 
 pub(crate) mod create;
+pub(crate) mod download;
 pub(crate) mod info;
 
 use std::fmt;
@@ -12,6 +13,8 @@ pub(crate) enum CliError {
     BadInput(String),
     /// Reading or writing a file failed: exit 3.
     Io(String),
+    /// The time limit ran out before the work was done: exit 4.
+    Timeout(String),
 }
 
 impl CliError {
@@ -19,6 +22,7 @@ impl CliError {
         match self {
             CliError::BadInput(_) => 1,
             CliError::Io(_) => 3,
+            CliError::Timeout(_) => 4,
         }
     }
 }
@@ -26,7 +30,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::BadInput(s) | CliError::Io(s) => f.write_str(s),
+            CliError::BadInput(s) | CliError::Io(s) | CliError::Timeout(s) => f.write_str(s),
         }
     }
 }

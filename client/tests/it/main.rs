@@ -1,3 +1,5 @@
 //! Integration tests of the `rivulet` binary.
 
 mod cli;
+mod engine;
+mod transfer;

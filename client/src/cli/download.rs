@@ -1,0 +1,298 @@
+//! `rivulet download TORRENT [-o DIR] [--peer ADDR]... [--listen ADDR] [--seed]
+//! [--timeout SECS] [--json]` and `rivulet seed TORRENT DIR [--listen ADDR]
+//! [--peer ADDR]... [--timeout SECS]`.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use handshake::EncryptionPolicy;
+use metainfo::Torrent;
+use rivulet::{AddOptions, Config, Session, Status, TorrentHandle};
+
+use super::{CliError, human_bytes};
+
+/// The MSE policy.
+#[derive(Clone, Copy, ValueEnum)]
+enum EncryptionArg {
+    /// Plaintext only.
+    Disabled,
+    /// Plaintext out, plaintext or MSE accepted in.
+    Enabled,
+    /// MSE out (RC4 or plaintext), both accepted in.
+    Preferred,
+    /// RC4 only, both ways.
+    Required,
+}
+
+impl From<EncryptionArg> for EncryptionPolicy {
+    fn from(e: EncryptionArg) -> Self {
+        match e {
+            EncryptionArg::Disabled => EncryptionPolicy::Disabled,
+            EncryptionArg::Enabled => EncryptionPolicy::Enabled,
+            EncryptionArg::Preferred => EncryptionPolicy::Preferred,
+            EncryptionArg::Required => EncryptionPolicy::Required,
+        }
+    }
+}
+
+/// Arguments of `rivulet download`.
+#[derive(Args)]
+pub(crate) struct DownloadArgs {
+    /// The .torrent file (magnet links are not supported yet).
+    torrent: String,
+    /// The download directory.
+    #[arg(short, long, default_value = ".")]
+    output: PathBuf,
+    /// A peer to connect to (IP:PORT); repeat for more.
+    #[arg(long = "peer")]
+    peers: Vec<SocketAddr>,
+    /// Accept peers on this address too (e.g. 0.0.0.0:6881).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Keep seeding after the download completes (until --timeout or Ctrl-C).
+    #[arg(long)]
+    seed: bool,
+    /// Give up after this many seconds (exit 4).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Message stream encryption.
+    #[arg(long, value_enum, default_value = "enabled")]
+    encryption: EncryptionArg,
+}
+
+/// Arguments of `rivulet seed`.
+#[derive(Args)]
+pub(crate) struct SeedArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// The directory holding the torrent's data.
+    dir: PathBuf,
+    /// Where to accept peers.
+    #[arg(long, default_value = "0.0.0.0:6881")]
+    listen: SocketAddr,
+    /// A peer to connect to (IP:PORT); repeat for more.
+    #[arg(long = "peer")]
+    peers: Vec<SocketAddr>,
+    /// Stop after this many seconds (exit 0).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Message stream encryption.
+    #[arg(long, value_enum, default_value = "enabled")]
+    encryption: EncryptionArg,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Io(format!("starting the runtime: {e}")))
+}
+
+fn load(source: &str) -> Result<Torrent, CliError> {
+    if source.starts_with("magnet:") {
+        return Err(CliError::BadInput(
+            "magnet links are not yet supported: give a .torrent file".into(),
+        ));
+    }
+    Torrent::from_file(source).map_err(|e| CliError::BadInput(format!("{source}: {e}")))
+}
+
+/// Prints a progress line every second: in place on a terminal, one per line otherwise.
+struct Progress {
+    start: Instant,
+    last: (Instant, u64, u64),
+    tty: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let now = Instant::now();
+        Progress {
+            start: now,
+            last: (now, 0, 0),
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(&mut self, s: &Status) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
+        let down = s.downloaded.saturating_sub(self.last.1) as f64 / dt;
+        let up = s.uploaded.saturating_sub(self.last.2) as f64 / dt;
+        self.last = (now, s.downloaded, s.uploaded);
+        let pct = if s.wanted_bytes == 0 {
+            100.0
+        } else {
+            s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64
+        };
+        let text = format!(
+            "[{:>4}s] {pct:5.1}% {} / {}  down {}/s  up {}/s  peers {}",
+            now.duration_since(self.start).as_secs(),
+            human_bytes(s.have_bytes),
+            human_bytes(s.wanted_bytes),
+            human_bytes(down as u64),
+            human_bytes(up as u64),
+            s.peers,
+        );
+        if self.tty {
+            eprint!("\r{text}\x1b[K");
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// Waits for `until` while printing progress every second; `Err` on the deadline.
+async fn watch_until(
+    handle: &TorrentHandle,
+    deadline: Option<Instant>,
+    progress: &mut Progress,
+    until: impl Fn(&Status) -> bool,
+) -> Result<Status, Status> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut rx = handle.subscribe();
+    loop {
+        let s = rx.borrow_and_update().clone();
+        if until(&s) || s.error.is_some() {
+            return Ok(s);
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => progress.line(&handle.status()),
+            r = rx.changed() => if r.is_err() { return Err(handle.status()) },
+            _ = sleep => return Err(handle.status()),
+            _ = tokio::signal::ctrl_c() => return Err(handle.status()),
+        }
+    }
+}
+
+pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
+    let torrent = load(&a.torrent)?;
+    if a.peers.is_empty() && a.listen.is_none() {
+        return Err(CliError::BadInput(
+            "trackers and the DHT are not yet supported: give --peer ADDR (or --listen ADDR)"
+                .into(),
+        ));
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let start = Instant::now();
+        let deadline = a.timeout.map(|t| start + Duration::from_secs(t));
+        let mut config = Config::default();
+        config.listen = a.listen;
+        config.encryption = a.encryption.into();
+        let session = Session::new(config)
+            .await
+            .map_err(|e| CliError::Io(format!("listening: {e}")))?;
+        if let Some(addr) = session.listen_addr() {
+            println!("listening on {addr}");
+        }
+        let handle = session
+            .add(&torrent, &a.output, AddOptions::with_peers(a.peers.clone()))
+            .await
+            .map_err(|e| CliError::Io(e.to_string()))?;
+        let mut progress = Progress::new();
+        let result = watch_until(&handle, deadline, &mut progress, |s| s.complete).await;
+        progress.done();
+        let s = match result {
+            Ok(s) => s,
+            Err(s) => {
+                let failed = if s.hash_failures > 0 {
+                    format!("; {} pieces failed their hash check", s.hash_failures)
+                } else {
+                    String::new()
+                };
+                return Err(CliError::Timeout(format!(
+                    "gave up after {} s: {} of {} ({} of {} pieces) from {} peers{failed}",
+                    start.elapsed().as_secs(),
+                    human_bytes(s.have_bytes),
+                    human_bytes(s.wanted_bytes),
+                    s.pieces_have,
+                    s.piece_count,
+                    s.peers
+                )));
+            }
+        };
+        if let Some(e) = s.error {
+            return Err(CliError::Io(e));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let rate = s.downloaded as f64 / secs.max(1e-3);
+        let path = a.output.join(&torrent.info.name);
+        if a.json {
+            let v = serde_json::json!({
+                "complete": true,
+                "name": torrent.info.name,
+                "path": path.display().to_string(),
+                "bytes": s.wanted_bytes,
+                "downloaded": s.downloaded,
+                "uploaded": s.uploaded,
+                "seconds": secs,
+                "bytes_per_second": rate,
+                "hash_failures": s.hash_failures,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "complete: {} ({}) in {secs:.1} s, {}/s",
+                path.display(),
+                human_bytes(s.wanted_bytes),
+                human_bytes(rate as u64)
+            );
+        }
+        if a.seed {
+            eprintln!("seeding until the timeout or Ctrl-C");
+            let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
+            progress.done();
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
+    let torrent = load(&a.torrent.to_string_lossy())?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let deadline = a.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+        let mut config = Config::default();
+        config.listen = Some(a.listen);
+        config.encryption = a.encryption.into();
+        let session = Session::new(config)
+            .await
+            .map_err(|e| CliError::Io(format!("listening on {}: {e}", a.listen)))?;
+        let handle = session
+            .add(&torrent, &a.dir, AddOptions::with_peers(a.peers.clone()))
+            .await
+            .map_err(|e| CliError::Io(e.to_string()))?;
+        if let Some(addr) = session.listen_addr() {
+            println!("listening on {addr}");
+        }
+        let s = handle.status();
+        println!(
+            "seeding {}: {} of {} pieces",
+            torrent.info.name, s.pieces_have, s.piece_count
+        );
+        let mut progress = Progress::new();
+        let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
+        progress.done();
+        Ok(())
+    })
+}

@@ -1,0 +1,886 @@
+//! The torrent core, sans-IO: every peer's protocol state, the piece picker, the
+//! choker, endgame, bans and progress counters, with no sockets, no clock, no disk.
+//!
+//! ```text
+//!  peer connected / message / gone ──handle_*(now, …)──▶ TorrentCore ──poll_action()──▶ Action
+//!  piece checked / blocks read / files finished ──▶                   ──poll_timeout()──▶ Instant
+//!  time ──handle_timeout(now)──▶
+//! ```
+//!
+//! **Drain rule:** after any `handle_*` call, drain [`TorrentCore::poll_action`] until it
+//! returns `None`, then wait for input or [`TorrentCore::poll_timeout`].
+//!
+//! The driver ([`crate::torrent`]) executes actions: [`Action::Send`] writes a message,
+//! [`Action::Close`] drops a connection (the core has already forgotten it),
+//! [`Action::CheckPiece`] hashes and stores a complete piece and answers with
+//! [`TorrentCore::handle_piece_checked`], [`Action::Read`] reads blocks for a peer's
+//! requests and answers with [`TorrentCore::handle_blocks_read`], [`Action::Finish`]
+//! completes the files and answers with [`TorrentCore::handle_finished`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use handshake::{PeerId, Reserved};
+use peer_wire::{
+    Bitfield, Block, BlockRequest, Event, ExtensionHandshake, Message, PeerConfig, PeerState,
+};
+
+use crate::picker::{PeerKey, Picker};
+use crate::torrent::Status;
+
+/// Blocks read from disk per batch for one peer's requests (512 KiB).
+const READ_BATCH: usize = 32;
+
+/// A peer that contributed to this many failed pieces is banned.
+const MAX_STRIKES: u32 = 2;
+
+/// Limits and what we announce.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreConfig {
+    /// Our peer id (breaks ties between simultaneous connections).
+    pub peer_id: PeerId,
+    /// Our extension bits.
+    pub reserved: Reserved,
+    /// Peers we upload to at once.
+    pub max_unchoked: usize,
+    /// Block requests outstanding per peer at most.
+    pub max_outstanding: usize,
+    /// Our listening port, announced in the extension handshake.
+    pub listen_port: Option<u16>,
+}
+
+/// A connection the driver established.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPeer {
+    /// The peer's id from the handshake.
+    pub peer_id: PeerId,
+    /// The peer's extension bits from the handshake.
+    pub reserved: Reserved,
+    /// The remote address.
+    pub addr: Option<SocketAddr>,
+    /// Whether we dialed it.
+    pub outgoing: bool,
+}
+
+/// Something for the driver to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Send a message to a peer.
+    Send(PeerKey, Message),
+    /// Close the connection; the core has forgotten the peer.
+    Close(PeerKey, String),
+    /// Hash piece `index` and, if good, store it; then call
+    /// [`TorrentCore::handle_piece_checked`].
+    CheckPiece(u32, Vec<u8>),
+    /// Read these blocks for the peer; then call [`TorrentCore::handle_blocks_read`].
+    Read(PeerKey, Vec<BlockRequest>),
+    /// Every wanted piece is stored: complete the files (create empty ones, flush), then
+    /// call [`TorrentCore::handle_finished`].
+    Finish,
+}
+
+/// The outcome of [`Action::CheckPiece`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PieceCheck {
+    /// The hash matched and the piece is stored.
+    Stored,
+    /// The hash did not match.
+    BadHash,
+    /// Storing failed (the message): the torrent stops.
+    StorageFailed(String),
+}
+
+struct CorePeer {
+    state: PeerState,
+    peer_id: PeerId,
+    addr: Option<SocketAddr>,
+    listen_addr: Option<SocketAddr>,
+    outgoing: bool,
+    unchoked: bool,
+    strikes: u32,
+    /// The pieces of this peer counted in the picker's availability.
+    counted: Bitfield,
+    to_read: Vec<BlockRequest>,
+    reading: bool,
+    interest_dirty: bool,
+}
+
+/// The sans-IO torrent core. See the [module docs](self).
+pub struct TorrentCore {
+    config: CoreConfig,
+    peer_config: PeerConfig,
+    picker: Picker,
+    peers: HashMap<PeerKey, CorePeer>,
+    by_id: HashMap<PeerId, PeerKey>,
+    next_key: PeerKey,
+    buffers: HashMap<u32, Vec<u8>>,
+    contributors: HashMap<u32, Vec<PeerKey>>,
+    banned_ids: HashSet<PeerId>,
+    banned_addrs: HashSet<SocketAddr>,
+    unchoked: usize,
+    downloaded: u64,
+    uploaded: u64,
+    hash_failures: u64,
+    finishing: bool,
+    /// An upload slot was freed while handling the current input.
+    slot_freed: bool,
+    complete: bool,
+    error: Option<String>,
+    actions: VecDeque<Action>,
+}
+
+impl std::fmt::Debug for TorrentCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TorrentCore")
+            .field("peers", &self.peers.len())
+            .field("have", &self.picker.have_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TorrentCore {
+    /// A core over `picker` (whose pieces we have are already marked); `peer_config`
+    /// gives the torrent's geometry to every peer.
+    pub fn new(config: CoreConfig, peer_config: PeerConfig, picker: Picker) -> TorrentCore {
+        let complete = picker.is_complete();
+        TorrentCore {
+            config,
+            peer_config,
+            picker,
+            peers: HashMap::new(),
+            by_id: HashMap::new(),
+            next_key: 1,
+            buffers: HashMap::new(),
+            contributors: HashMap::new(),
+            banned_ids: HashSet::new(),
+            banned_addrs: HashSet::new(),
+            unchoked: 0,
+            downloaded: 0,
+            uploaded: 0,
+            hash_failures: 0,
+            finishing: false,
+            slot_freed: false,
+            complete,
+            error: None,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The progress counters.
+    pub fn status(&self) -> Status {
+        let (have_bytes, wanted_bytes) = self.picker.wanted_bytes();
+        Status {
+            have_bytes,
+            wanted_bytes,
+            pieces_have: self.picker.have_count(),
+            piece_count: self.picker.piece_count(),
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+            peers: self.peers.len(),
+            hash_failures: self.hash_failures,
+            complete: self.complete,
+            error: self.error.clone(),
+        }
+    }
+
+    /// The number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether dialing `addr` makes sense: not banned, not already connected.
+    pub fn should_dial(&self, addr: SocketAddr) -> bool {
+        !self.banned_addrs.contains(&addr)
+            && !self.peers.values().any(|p| p.listen_addr == Some(addr))
+    }
+
+    /// The next action.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter_map(|p| p.state.poll_timeout())
+            .min()
+    }
+
+    /// A connection is established. Returns its key, or `None` if it is refused (a
+    /// banned peer, or a duplicate of a connection that is kept: when both sides dial
+    /// each other, the connection initiated by the lower peer id survives on both).
+    pub fn handle_connect(&mut self, now: Instant, p: NewPeer) -> Option<PeerKey> {
+        if self.banned_ids.contains(&p.peer_id) {
+            return None;
+        }
+        let ours = self.config.peer_id;
+        let initiator = |out: bool| if out { ours } else { p.peer_id };
+        if let Some(&old) = self.by_id.get(&p.peer_id) {
+            let old_out = self.peers.get(&old).is_some_and(|x| x.outgoing);
+            if initiator(old_out) <= initiator(p.outgoing) {
+                return None;
+            }
+            self.drop_peer(old, "another connection to this peer is kept".into(), now);
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let both = self.config.reserved.intersection(p.reserved);
+        let mut cfg = self.peer_config;
+        cfg.fast = both.fast();
+        let mut state = PeerState::new(cfg);
+        if both.extension_protocol() {
+            let mut hs = ExtensionHandshake::new();
+            hs.v = Some(concat!("rivulet ", env!("CARGO_PKG_VERSION")).to_string());
+            hs.reqq = u32::try_from(cfg.max_incoming_requests).ok();
+            hs.p = self.config.listen_port;
+            state.send_extension_handshake(&hs);
+        }
+        state.send_availability(&self.picker.bitfield());
+        let _ = state.handle_timeout(now);
+        self.peers.insert(
+            key,
+            CorePeer {
+                state,
+                peer_id: p.peer_id,
+                addr: p.addr,
+                listen_addr: if p.outgoing { p.addr } else { None },
+                outgoing: p.outgoing,
+                unchoked: false,
+                strikes: 0,
+                counted: Bitfield::new(cfg.num_pieces),
+                to_read: Vec::new(),
+                reading: false,
+                interest_dirty: true,
+            },
+        );
+        self.by_id.insert(p.peer_id, key);
+        self.after(key, now);
+        Some(key)
+    }
+
+    /// A message from a peer.
+    pub fn handle_message(&mut self, now: Instant, key: PeerKey, msg: Message) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Err(e) = p.state.handle_message(now, msg) {
+            self.drop_peer(key, e.to_string(), now);
+            return;
+        }
+        self.drain_events(key);
+        self.after(key, now);
+        if std::mem::take(&mut self.slot_freed) {
+            // An upload slot is free: a waiting peer may take it.
+            self.after_all(now);
+        }
+    }
+
+    /// The connection closed (read error, end of stream).
+    pub fn handle_disconnect(&mut self, now: Instant, key: PeerKey) {
+        if self.peers.contains_key(&key) {
+            self.forget(key, now);
+        }
+    }
+
+    /// Time passed: request timeouts, keep-alives, idle peers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            let Some(p) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if p.state.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(e) = p.state.handle_timeout(now) {
+                    self.drop_peer(key, e.to_string(), now);
+                    continue;
+                }
+                self.drain_events(key);
+                self.after(key, now);
+            }
+        }
+    }
+
+    /// The outcome of [`Action::CheckPiece`].
+    pub fn handle_piece_checked(&mut self, now: Instant, index: u32, result: PieceCheck) {
+        let contributors = self.contributors.remove(&index).unwrap_or_default();
+        match result {
+            PieceCheck::Stored => {
+                self.picker.piece_verified(index);
+                for p in self.peers.values_mut() {
+                    p.state.have(index);
+                }
+                if !self.complete && !self.finishing && self.picker.is_complete() {
+                    self.finishing = true;
+                    self.actions.push_back(Action::Finish);
+                }
+            }
+            PieceCheck::BadHash => {
+                self.hash_failures += 1;
+                self.picker.piece_failed(index);
+                tracing::warn!(piece = index, "piece failed its hash check");
+                self.strike(&contributors, now);
+            }
+            PieceCheck::StorageFailed(e) => {
+                self.picker.piece_failed(index);
+                tracing::warn!(piece = index, error = %e, "storing a piece failed");
+                self.error = Some(e);
+            }
+        }
+        self.after_all(now);
+    }
+
+    /// The outcome of [`Action::Read`]: one entry per block asked for (`None`: the read
+    /// failed).
+    pub fn handle_blocks_read(&mut self, now: Instant, key: PeerKey, blocks: Vec<Option<Block>>) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.reading = false;
+        for block in blocks.into_iter().flatten() {
+            let len = block.data.len() as u64;
+            if p.state.send_block(block).is_ok() {
+                self.uploaded += len;
+            }
+        }
+        self.after(key, now);
+    }
+
+    /// The outcome of [`Action::Finish`].
+    pub fn handle_finished(&mut self, result: Result<(), String>) {
+        self.finishing = false;
+        match result {
+            Ok(()) => {
+                self.complete = true;
+                tracing::info!("download complete");
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn strike(&mut self, contributors: &[PeerKey], now: Instant) {
+        let mut banned = Vec::new();
+        for key in contributors {
+            if let Some(p) = self.peers.get_mut(key) {
+                p.strikes += 1;
+                if p.strikes >= MAX_STRIKES {
+                    banned.push(*key);
+                }
+            }
+        }
+        for key in banned {
+            if let Some(p) = self.peers.get(&key) {
+                tracing::warn!(addr = ?p.addr, id = %p.peer_id, "banning a peer that sent corrupt data");
+                self.banned_ids.insert(p.peer_id);
+                if let Some(a) = p.listen_addr.or(p.addr) {
+                    self.banned_addrs.insert(a);
+                }
+            }
+            self.drop_peer(key, "banned: sent data that failed hash checks".into(), now);
+        }
+    }
+
+    /// Closes a connection on our side.
+    fn drop_peer(&mut self, key: PeerKey, reason: String, now: Instant) {
+        if self.peers.contains_key(&key) {
+            self.forget(key, now);
+            self.actions.push_back(Action::Close(key, reason));
+        }
+    }
+
+    fn forget(&mut self, key: PeerKey, now: Instant) {
+        let Some(p) = self.peers.remove(&key) else {
+            return;
+        };
+        self.picker.remove_peer(key, &p.counted);
+        if self.by_id.get(&p.peer_id) == Some(&key) {
+            self.by_id.remove(&p.peer_id);
+        }
+        if p.unchoked {
+            self.unchoked -= 1;
+        }
+        // Its requests are free again and an upload slot may be: let others take them.
+        self.after_all(now);
+    }
+
+    fn drain_events(&mut self, key: PeerKey) {
+        loop {
+            let Some(p) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(ev) = p.state.poll_event() else {
+                return;
+            };
+            match ev {
+                Event::Availability => {
+                    let pieces = p.state.peer_pieces().clone();
+                    self.picker.remove_peer(key, &p.counted);
+                    self.picker.add_peer_pieces(&pieces);
+                    p.counted = pieces;
+                    p.interest_dirty = true;
+                }
+                Event::Have(i) => {
+                    p.interest_dirty = true;
+                    if !p.counted.has(i) {
+                        p.counted.set(i);
+                        self.picker.add_peer_have(i);
+                    }
+                }
+                Event::Interested => {}
+                Event::NotInterested => {
+                    if p.unchoked {
+                        p.unchoked = false;
+                        p.state.choke();
+                        self.unchoked -= 1;
+                        self.slot_freed = true;
+                    }
+                }
+                Event::Request(r) => {
+                    if !self.picker.has(r.index) || p.state.am_choking() {
+                        p.state.reject(r);
+                    } else {
+                        p.to_read.push(r);
+                    }
+                }
+                Event::Block(b) => self.on_block(key, b),
+                Event::Rejected(r) | Event::RequestTimedOut(r) => {
+                    self.picker.request_failed(key, &r);
+                }
+                Event::ExtensionHandshake(hs) => {
+                    if let (Some(port), Some(a)) = (hs.p, p.addr)
+                        && port != 0
+                    {
+                        p.listen_addr = Some(SocketAddr::new(a.ip(), port));
+                    }
+                }
+                Event::Choked | Event::Unchoked => {}
+                other => tracing::debug!(event = ?other, "ignored"),
+            }
+        }
+    }
+
+    fn on_block(&mut self, key: PeerKey, b: Block) {
+        let r = b.request();
+        self.downloaded += b.data.len() as u64;
+        let got = self.picker.block_received(key, &r);
+        if !got.new {
+            return;
+        }
+        let who = self.contributors.entry(r.index).or_default();
+        if !who.contains(&key) {
+            who.push(key);
+        }
+        for (peer, req) in &got.cancel {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.state.cancel(*req);
+            }
+        }
+        let plen = self.picker.piece_len(r.index) as usize;
+        let buf = self
+            .buffers
+            .entry(r.index)
+            .or_insert_with(|| vec![0u8; plen]);
+        let start = r.begin as usize;
+        if let Some(dst) = buf.get_mut(start..start + b.data.len()) {
+            dst.copy_from_slice(&b.data);
+        }
+        if let Some(index) = got.piece_complete {
+            match self.buffers.remove(&index) {
+                Some(data) => self.actions.push_back(Action::CheckPiece(index, data)),
+                None => self.picker.piece_failed(index),
+            }
+        }
+        // Cancels go out now, to the other peers.
+        for (peer, _) in got.cancel {
+            self.flush(peer);
+        }
+    }
+
+    fn after_all(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for k in keys {
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.interest_dirty = true;
+            }
+            self.after(k, now);
+        }
+    }
+
+    /// After any input concerning a peer: upload slot, reads, interest, requests, and
+    /// its outgoing messages.
+    fn after(&mut self, key: PeerKey, now: Instant) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // Unchoke if interested and a slot is free.
+        if p.state.peer_interested()
+            && p.state.am_choking()
+            && !p.unchoked
+            && self.unchoked < self.config.max_unchoked
+        {
+            p.unchoked = true;
+            self.unchoked += 1;
+            p.state.unchoke();
+        }
+        // Reads for its requests, one batch at a time.
+        if !p.reading && !p.to_read.is_empty() {
+            let live: Vec<BlockRequest> = p.state.peer_requests().copied().collect();
+            p.to_read.retain(|r| live.contains(r));
+            let n = p.to_read.len().min(READ_BATCH);
+            if n > 0 {
+                let batch: Vec<BlockRequest> = p.to_read.drain(..n).collect();
+                p.reading = true;
+                self.actions.push_back(Action::Read(key, batch));
+            }
+        }
+        if std::mem::take(&mut p.interest_dirty) {
+            let want = self.picker.interested_in(p.state.peer_pieces());
+            p.state.set_interested(want);
+        }
+        self.refill_and_flush(key, now);
+    }
+
+    fn refill_and_flush(&mut self, key: PeerKey, now: Instant) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !p.state.peer_choking() && p.state.am_interested() {
+            let cap = p.state.request_capacity();
+            let outstanding = p.state.outstanding().count();
+            // Top up in batches, so a pipeline of N is refilled every N/4 blocks.
+            let batch = (self.config.max_outstanding / 4).max(1);
+            if cap > 0 && (outstanding == 0 || cap >= batch) {
+                for r in self.picker.pick(key, p.state.peer_pieces(), cap) {
+                    if p.state.request(now, r).is_err() {
+                        self.picker.request_failed(key, &r);
+                    }
+                }
+            }
+        }
+        self.flush(key);
+    }
+
+    fn flush(&mut self, key: PeerKey) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            while let Some(m) = p.state.poll_transmit() {
+                self.actions.push_back(Action::Send(key, m));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two cores wired together in memory, with storage done in memory: the whole
+    //! exchange runs without sockets, threads or a clock.
+
+    use super::*;
+    use metainfo::{LayoutMode, PieceLayout};
+    use sha1::{Digest, Sha1};
+
+    const PIECE: u32 = 32768;
+
+    fn content(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    struct Node {
+        core: TorrentCore,
+        data: Vec<u8>,
+        hashes: Vec<[u8; 20]>,
+        key_of_other: Option<PeerKey>,
+    }
+
+    fn node(id: u8, data: Vec<u8>, have_all: bool, total: usize) -> Node {
+        let layout =
+            PieceLayout::new(u64::from(PIECE), LayoutMode::V1, [(total as u64, false)]).unwrap();
+        let content = content(total);
+        let hashes = content
+            .chunks(PIECE as usize)
+            .map(|c| Sha1::digest(c).into())
+            .collect();
+        let mut picker = Picker::new(&layout, u64::from(id));
+        if have_all {
+            picker.set_have(&vec![true; layout.piece_count() as usize]);
+        }
+        let config = CoreConfig {
+            peer_id: PeerId([id; 20]),
+            reserved: Reserved::STANDARD,
+            max_unchoked: 4,
+            max_outstanding: 16,
+            listen_port: None,
+        };
+        let pc = PeerConfig::new(layout.piece_count(), PIECE, total as u64);
+        Node {
+            core: TorrentCore::new(config, pc, picker),
+            data,
+            hashes,
+            key_of_other: None,
+        }
+    }
+
+    /// Runs `a`'s actions: messages go to `b` (possibly corrupted), disk work is done
+    /// at once. Returns whether anything happened.
+    fn step(a: &mut Node, b: &mut Node, now: Instant, corrupt: bool) -> bool {
+        let mut any = false;
+        while let Some(act) = a.core.poll_action() {
+            any = true;
+            match act {
+                Action::Send(_, mut msg) => {
+                    if corrupt && let Message::Piece(blk) = &mut msg {
+                        let mut d = blk.data.to_vec();
+                        d[0] ^= 1;
+                        blk.data = d.into();
+                    }
+                    if let Some(k) = b.key_of_other {
+                        b.core.handle_message(now, k, msg);
+                    }
+                }
+                Action::Close(..) => {
+                    if let Some(k) = b.key_of_other.take() {
+                        b.core.handle_disconnect(now, k);
+                    }
+                }
+                Action::CheckPiece(i, d) => {
+                    let ok: [u8; 20] = Sha1::digest(&d).into();
+                    let r = if ok == a.hashes[i as usize] {
+                        let s = i as usize * PIECE as usize;
+                        a.data[s..s + d.len()].copy_from_slice(&d);
+                        PieceCheck::Stored
+                    } else {
+                        PieceCheck::BadHash
+                    };
+                    a.core.handle_piece_checked(now, i, r);
+                }
+                Action::Read(k, reqs) => {
+                    let blocks = reqs
+                        .iter()
+                        .map(|r| {
+                            let s = r.index as usize * PIECE as usize + r.begin as usize;
+                            Some(Block {
+                                index: r.index,
+                                begin: r.begin,
+                                data: a.data[s..s + r.length as usize].to_vec().into(),
+                            })
+                        })
+                        .collect();
+                    a.core.handle_blocks_read(now, k, blocks);
+                }
+                Action::Finish => a.core.handle_finished(Ok(())),
+            }
+        }
+        any
+    }
+
+    fn connect(a: &mut Node, b: &mut Node, now: Instant) {
+        let pa = NewPeer {
+            peer_id: b.core.config.peer_id,
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing: true,
+        };
+        let pb = NewPeer {
+            peer_id: a.core.config.peer_id,
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing: false,
+        };
+        a.key_of_other = a.core.handle_connect(now, pa);
+        b.key_of_other = b.core.handle_connect(now, pb);
+    }
+
+    #[test]
+    fn a_seed_and_a_leech_in_memory() {
+        let total = 5 * PIECE as usize + 1234;
+        let mut seed = node(1, content(total), true, total);
+        let mut leech = node(2, vec![0; total], false, total);
+        let now = Instant::now();
+        connect(&mut leech, &mut seed, now);
+        for _ in 0..10_000 {
+            let x = step(&mut seed, &mut leech, now, false);
+            let y = step(&mut leech, &mut seed, now, false);
+            if !x && !y {
+                break;
+            }
+        }
+        let s = leech.core.status();
+        assert!(s.complete, "{s:?}");
+        assert_eq!(leech.data, content(total));
+        assert_eq!(seed.core.status().uploaded, total as u64);
+    }
+
+    #[test]
+    fn a_lying_seed_is_banned() {
+        let total = 3 * PIECE as usize;
+        let mut seed = node(1, content(total), true, total);
+        let mut leech = node(2, vec![0; total], false, total);
+        let now = Instant::now();
+        connect(&mut leech, &mut seed, now);
+        for _ in 0..10_000 {
+            let x = step(&mut seed, &mut leech, now, true);
+            let y = step(&mut leech, &mut seed, now, false);
+            if !x && !y {
+                break;
+            }
+        }
+        let s = leech.core.status();
+        assert!(!s.complete);
+        assert!(s.hash_failures >= 2, "{s:?}");
+        assert_eq!(s.peers, 0);
+        // It may not come back.
+        connect(&mut leech, &mut seed, now);
+        assert_eq!(leech.key_of_other, None);
+    }
+
+    /// Several cores with in-memory links; messages from `mute` nodes' pieces are lost.
+    struct Net {
+        nodes: Vec<Node>,
+        links: Vec<HashMap<PeerKey, (usize, PeerKey)>>,
+        mute: HashSet<usize>,
+    }
+
+    impl Net {
+        fn new(nodes: Vec<Node>) -> Net {
+            let n = nodes.len();
+            Net {
+                nodes,
+                links: vec![HashMap::new(); n],
+                mute: HashSet::new(),
+            }
+        }
+
+        fn link(&mut self, a: usize, b: usize, now: Instant) {
+            let (ida, idb) = (
+                self.nodes[a].core.config.peer_id,
+                self.nodes[b].core.config.peer_id,
+            );
+            let np = |peer_id, outgoing| NewPeer {
+                peer_id,
+                reserved: Reserved::STANDARD,
+                addr: None,
+                outgoing,
+            };
+            let ka = self.nodes[a]
+                .core
+                .handle_connect(now, np(idb, true))
+                .unwrap();
+            let kb = self.nodes[b]
+                .core
+                .handle_connect(now, np(ida, false))
+                .unwrap();
+            self.links[a].insert(ka, (b, kb));
+            self.links[b].insert(kb, (a, ka));
+        }
+
+        /// Delivers messages and does disk work until nothing moves.
+        fn run(&mut self, now: Instant) {
+            loop {
+                let mut moved = false;
+                for i in 0..self.nodes.len() {
+                    let mut out = Vec::new();
+                    while let Some(act) = self.nodes[i].core.poll_action() {
+                        moved = true;
+                        match act {
+                            Action::Send(k, msg) => {
+                                let lost =
+                                    self.mute.contains(&i) && matches!(msg, Message::Piece(_));
+                                if let (Some(&(j, kj)), false) = (self.links[i].get(&k), lost) {
+                                    out.push((j, kj, msg));
+                                }
+                            }
+                            Action::Close(k, _) => {
+                                if let Some((j, kj)) = self.links[i].remove(&k) {
+                                    self.links[j].remove(&kj);
+                                    self.nodes[j].core.handle_disconnect(now, kj);
+                                }
+                            }
+                            Action::CheckPiece(idx, d) => {
+                                let node = &mut self.nodes[i];
+                                let ok: [u8; 20] = Sha1::digest(&d).into();
+                                let r = if ok == node.hashes[idx as usize] {
+                                    let st = idx as usize * PIECE as usize;
+                                    node.data[st..st + d.len()].copy_from_slice(&d);
+                                    PieceCheck::Stored
+                                } else {
+                                    PieceCheck::BadHash
+                                };
+                                node.core.handle_piece_checked(now, idx, r);
+                            }
+                            Action::Read(k, reqs) => {
+                                let node = &mut self.nodes[i];
+                                let blocks = reqs
+                                    .iter()
+                                    .map(|r| {
+                                        let st =
+                                            r.index as usize * PIECE as usize + r.begin as usize;
+                                        Some(Block {
+                                            index: r.index,
+                                            begin: r.begin,
+                                            data: node.data[st..st + r.length as usize]
+                                                .to_vec()
+                                                .into(),
+                                        })
+                                    })
+                                    .collect();
+                                node.core.handle_blocks_read(now, k, blocks);
+                            }
+                            Action::Finish => self.nodes[i].core.handle_finished(Ok(())),
+                        }
+                    }
+                    for (j, kj, msg) in out {
+                        if self.links[j].contains_key(&kj) {
+                            self.nodes[j].core.handle_message(now, kj, msg);
+                        }
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn requests_to_a_silent_peer_time_out_on_virtual_time_and_another_peer_finishes() {
+        let total = 4 * PIECE as usize + 99;
+        let mut net = Net::new(vec![
+            node(1, vec![0; total], false, total),
+            node(2, content(total), true, total),
+            node(3, content(total), true, total),
+        ]);
+        let t0 = Instant::now();
+        // The first seed swallows its piece messages.
+        net.mute.insert(1);
+        net.link(0, 1, t0);
+        net.run(t0);
+        assert_eq!(net.nodes[0].core.status().pieces_have, 0);
+        // A second seed arrives; all blocks are still requested from the silent one, so
+        // it gets only endgame duplicates... which complete the download.
+        net.link(0, 2, t0);
+        net.run(t0);
+        let s = net.nodes[0].core.status();
+        assert!(s.complete, "{s:?}");
+        assert_eq!(net.nodes[0].data, content(total));
+
+        // Fresh leech, silent seed only: the requests expire on virtual time (a timer is
+        // due 60 s on), and a seed that connects later completes the download.
+        let mut net = Net::new(vec![
+            node(4, vec![0; total], false, total),
+            node(5, content(total), true, total),
+            node(6, content(total), true, total),
+        ]);
+        net.mute.insert(1);
+        net.link(0, 1, t0);
+        net.run(t0);
+        let later = t0 + std::time::Duration::from_secs(61);
+        assert!(net.nodes[0].core.poll_timeout().is_some_and(|t| t <= later));
+        net.nodes[0].core.handle_timeout(later);
+        net.run(later);
+        net.link(0, 2, later);
+        net.run(later);
+        assert!(net.nodes[0].core.status().complete);
+    }
+}

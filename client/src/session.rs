@@ -1,0 +1,140 @@
+//! The session: our identity, the listening socket, and the torrents it runs.
+//!
+//! The CLI (and later the daemon API) call these methods; no protocol logic lives in
+//! either.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use handshake::{
+    Config as HsConfig, EncryptionPolicy, Listener, Options, PeerId, Registrar, Reserved,
+};
+use metainfo::Torrent;
+
+use crate::torrent::{self, AddOptions, TorrentError, TorrentHandle};
+
+/// Session settings. Every default is documented on its field.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Config {
+    /// Our peer id (default: `-RV0100-` and 12 random bytes).
+    pub peer_id: PeerId,
+    /// Where to accept peers (default: none). [`Session::config`] shows the bound
+    /// address.
+    pub listen: Option<SocketAddr>,
+    /// MSE policy for both directions (default: [`EncryptionPolicy::Enabled`]:
+    /// plaintext out, both accepted in).
+    pub encryption: EncryptionPolicy,
+    /// Connected peers per torrent at most (default 50).
+    pub max_peers: usize,
+    /// Peers we upload to at once, per torrent (default 8).
+    pub max_unchoked: usize,
+    /// Block requests outstanding per peer at most (default 128; the peer's `reqq`
+    /// caps it further).
+    pub max_outstanding: usize,
+    /// Deadline for TCP connect plus handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// How often unconnected peer addresses are dialed again (default 3 s).
+    pub reconnect_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            peer_id: PeerId::generate(b"-RV0100-", &mut rand::rng()),
+            listen: None,
+            encryption: EncryptionPolicy::Enabled,
+            max_peers: 50,
+            max_unchoked: 8,
+            max_outstanding: 128,
+            handshake_timeout: Duration::from_secs(10),
+            reconnect_interval: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Config {
+    /// The extension bits we set: BEP 10 extensions and BEP 6 fast (no DHT yet).
+    pub fn reserved(&self) -> Reserved {
+        Reserved::STANDARD.with_dht(false)
+    }
+
+    pub(crate) fn handshake_config(&self) -> HsConfig {
+        let mut c = HsConfig::new(self.peer_id);
+        c.reserved = self.reserved();
+        c
+    }
+}
+
+/// A BitTorrent session: a peer id, an optional listening socket, torrents.
+#[derive(Debug)]
+pub struct Session {
+    config: Config,
+    listen_addr: Option<SocketAddr>,
+    registrar: Option<Registrar>,
+    listener_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts a session, binding the listening socket if `config.listen` is set.
+    pub async fn new(config: Config) -> std::io::Result<Session> {
+        let (mut listen_addr, mut registrar, mut listener_task) = (None, None, None);
+        if let Some(addr) = config.listen {
+            let mut options = Options::new(config.handshake_config());
+            options.encryption = config.encryption;
+            options.timeout = config.handshake_timeout;
+            let listener = Listener::bind(addr, options).await?;
+            listen_addr = Some(listener.local_addr()?);
+            registrar = Some(listener.registrar());
+            listener_task = Some(tokio::spawn(async move {
+                if let Err(e) = listener.run().await {
+                    tracing::warn!(error = %e, "the listening socket failed");
+                }
+            }));
+        }
+        let mut config = config;
+        // The bound address (the port, when 0 was asked for), announced to peers.
+        config.listen = listen_addr;
+        Ok(Session {
+            config,
+            listen_addr,
+            registrar,
+            listener_task,
+        })
+    }
+
+    /// The bound listening address, if listening.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Adds a torrent whose data lives (or will live) under `dir`: checks existing data,
+    /// then downloads what is missing from the given peers and whoever connects, and
+    /// serves what it has.
+    pub async fn add(
+        &self,
+        torrent: &Torrent,
+        dir: impl AsRef<Path>,
+        options: AddOptions,
+    ) -> Result<TorrentHandle, TorrentError> {
+        let incoming = self
+            .registrar
+            .as_ref()
+            .map(|r| r.register(torrent.info_hash.wire_id(), 64));
+        torrent::start(self.config, torrent, dir.as_ref(), options, incoming).await
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(t) = &self.listener_task {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! A torrent's data on disk under a download directory.
+//!
+//! Files live at `DIR/<safe path>` ([`metainfo::FileEntry::safe_path`]: `DIR/name` for a
+//! single-file torrent, `DIR/name/...` for a multi-file one); every path is checked to
+//! stay inside `DIR` (symbolic links in between included) before a file is opened.
+//! Padding files (BEP 47) are never written and read back as zeros. Files are created
+//! lazily on their first write and extended sparsely with `set_len`.
+//!
+//! All methods block (file I/O, hashing): call them from `spawn_blocking` or a worker
+//! thread, never from a task that reads sockets.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use metainfo::{Info, LayoutMode, PieceBitfield, PieceLayout, Verifier, merkle};
+use sha1::{Digest, Sha1};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// Reading or writing a file failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A file would resolve outside the download directory.
+    #[error("{0} resolves outside the download directory")]
+    Escapes(PathBuf),
+    /// The piece index or range does not exist in this torrent.
+    #[error("piece {piece}, offset {offset}, length {len}: out of range")]
+    OutOfRange {
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        offset: u64,
+        /// Length asked for.
+        len: u64,
+    },
+    /// Checking existing data failed.
+    #[error("verifying existing data: {0}")]
+    Verify(#[from] metainfo::VerifyError),
+}
+
+struct Slot {
+    path: PathBuf,
+    length: u64,
+    padding: bool,
+    /// The open file and whether it is writable.
+    handle: Mutex<Option<(File, bool)>>,
+}
+
+/// A torrent's files under a download directory.
+pub struct Storage {
+    root: PathBuf,
+    info: Info,
+    slots: Vec<Slot>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("name", &self.info.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Storage for `info` under `dir` (created if missing).
+    pub fn new(info: &Info, dir: impl AsRef<Path>) -> Result<Storage, StorageError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
+            op: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let root = dir.canonicalize().map_err(|source| StorageError::Io {
+            op: "resolving",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let slots = info
+            .files
+            .iter()
+            .map(|f| Slot {
+                path: root.join(f.safe_path()),
+                length: f.length,
+                padding: f.is_padding(),
+                handle: Mutex::new(None),
+            })
+            .collect();
+        Ok(Storage {
+            root,
+            info: info.clone(),
+            slots,
+        })
+    }
+
+    /// The (canonical) download directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The torrent's info dictionary.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The piece layout.
+    pub fn layout(&self) -> &PieceLayout {
+        self.info.layout()
+    }
+
+    /// Hashes what is already on disk: one flag per piece, true where the data is good.
+    /// Missing files are simply bad pieces.
+    pub fn verify_existing(&self) -> Result<PieceBitfield, StorageError> {
+        Ok(Verifier::new(&self.info).run(&self.root)?)
+    }
+
+    /// Whether `data` is piece `index` as the torrent's hashes say (v1 SHA-1 when the
+    /// torrent has v1 hashes, else the BEP 52 merkle hashes).
+    pub fn check_piece(&self, index: u32, data: &[u8]) -> bool {
+        check_piece(&self.info, index, data)
+    }
+
+    /// Writes a whole piece whose hash the caller has checked ([`Storage::check_piece`]).
+    pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
+        let layout = self.info.layout();
+        let plen = layout.piece_len(index);
+        if plen == 0 || data.len() as u64 != plen {
+            return Err(StorageError::OutOfRange {
+                piece: index,
+                offset: 0,
+                len: data.len() as u64,
+            });
+        }
+        let mut pos = 0usize;
+        for span in layout.spans(index, 0, plen) {
+            let len = span.len as usize;
+            let chunk = &data[pos..pos + len];
+            pos += len;
+            if span.padding {
+                continue;
+            }
+            let slot = &self.slots[span.file_index];
+            self.with_file(slot, true, |f| write_at(f, chunk, span.file_offset))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` of piece `piece`.
+    pub fn read_block(&self, piece: u32, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        let layout = self.info.layout();
+        let plen = layout.piece_len(piece);
+        if offset.checked_add(len).is_none_or(|end| end > plen) || len == 0 {
+            return Err(StorageError::OutOfRange { piece, offset, len });
+        }
+        let mut out = vec![0u8; len as usize];
+        let mut pos = 0usize;
+        for span in layout.spans(piece, offset, len) {
+            let n = span.len as usize;
+            if !span.padding {
+                let slot = &self.slots[span.file_index];
+                let buf = &mut out[pos..pos + n];
+                self.with_file(slot, false, |f| read_at(f, buf, span.file_offset))?;
+            }
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    /// Creates the empty files and any file not written yet (sparse), so a complete
+    /// download has every file of the torrent; flushes written data to disk.
+    pub fn finish(&self) -> Result<(), StorageError> {
+        for slot in &self.slots {
+            if slot.padding {
+                continue;
+            }
+            self.with_file(slot, true, |f| f.sync_data())?;
+        }
+        Ok(())
+    }
+
+    fn with_file<R>(
+        &self,
+        slot: &Slot,
+        write: bool,
+        op: impl FnOnce(&mut File) -> io::Result<R>,
+    ) -> Result<R, StorageError> {
+        let io_err = |op: &'static str| {
+            let path = slot.path.clone();
+            move |source| StorageError::Io { op, path, source }
+        };
+        let mut guard = slot
+            .handle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reopen = match &*guard {
+            None => true,
+            Some((_, writable)) => write && !writable,
+        };
+        if reopen {
+            *guard = None;
+            self.confine(&slot.path, write)?;
+            let file = if write {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&slot.path)
+                    .map_err(io_err("opening"))?;
+                let len = f.metadata().map_err(io_err("reading metadata of"))?.len();
+                if len != slot.length {
+                    // Sparse: no blocks are allocated until data is written.
+                    f.set_len(slot.length).map_err(io_err("sizing"))?;
+                }
+                f
+            } else {
+                File::open(&slot.path).map_err(io_err("opening"))?
+            };
+            *guard = Some((file, write));
+        }
+        let Some((file, _)) = guard.as_mut() else {
+            unreachable!("the handle was opened above");
+        };
+        op(file).map_err(io_err(if write { "writing" } else { "reading" }))
+    }
+
+    /// Checks that `path`'s parent (created when writing) resolves inside the root.
+    fn confine(&self, path: &Path, create: bool) -> Result<(), StorageError> {
+        let parent = path.parent().unwrap_or(&self.root);
+        if create {
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::Io {
+                op: "creating",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let real = parent.canonicalize().map_err(|source| StorageError::Io {
+            op: "resolving",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+        if !real.starts_with(&self.root) {
+            return Err(StorageError::Escapes(path.to_path_buf()));
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.file_type().is_symlink()
+        {
+            return Err(StorageError::Escapes(path.to_path_buf()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `data` is piece `index` of the torrent described by `info`: v1 SHA-1 if the
+/// torrent has v1 piece hashes (v1 and hybrid), else the v2 merkle hashes (BEP 52).
+pub fn check_piece(info: &Info, index: u32, data: &[u8]) -> bool {
+    let layout = info.layout();
+    if data.len() as u64 != layout.piece_len(index) || data.is_empty() {
+        return false;
+    }
+    if !info.pieces.is_empty() {
+        let Some(want) = info.pieces.get(index as usize) else {
+            return false;
+        };
+        let got: [u8; 20] = Sha1::digest(data).into();
+        return &got == want;
+    }
+    if layout.mode() != LayoutMode::V2 {
+        return false;
+    }
+    // v2: the piece belongs to exactly one file.
+    let Some(span) = layout.spans(index, 0, 1).next() else {
+        return false;
+    };
+    let Some(file) = info.files.get(span.file_index) else {
+        return false;
+    };
+    let Some(root) = file.pieces_root else {
+        return false;
+    };
+    let leaves: Vec<merkle::Hash256> = data
+        .chunks(merkle::BLOCK_SIZE as usize)
+        .map(merkle::block_hash)
+        .collect();
+    let pl = info.piece_length;
+    if file.length <= pl {
+        return merkle::merkle_root(&leaves, leaves.len()) == root;
+    }
+    let k = (span.file_offset / pl) as usize;
+    let width = (pl / merkle::BLOCK_SIZE) as usize;
+    info.piece_layer(&root)
+        .and_then(|layer| layer.get(k))
+        .is_some_and(|want| merkle::merkle_root(&leaves, width) == *want)
+}
+
+#[cfg(unix)]
+fn write_at(f: &mut File, data: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, data, offset)
+}
+
+#[cfg(unix)]
+fn read_at(f: &mut File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(f: &mut File, data: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(data)
+}
+
+#[cfg(not(unix))]
+fn read_at(f: &mut File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metainfo::{Torrent, TorrentBuilder, Version};
+
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Makes content under `src/content` and its torrent.
+    fn make(src: &Path, version: Version, files: &[(&str, usize)]) -> Torrent {
+        let dir = src.join("content");
+        for (i, (name, len)) in files.iter().enumerate() {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, noise(i as u64 + 1, *len)).unwrap();
+        }
+        let made = TorrentBuilder::new(&dir)
+            .version(version)
+            .piece_length(32768)
+            .build()
+            .unwrap();
+        Torrent::from_bytes(made.bytes()).unwrap()
+    }
+
+    const FILES: &[(&str, usize)] = &[
+        ("a", 100),
+        ("b.bin", 70_000),
+        ("empty", 0),
+        ("sub/y", 16_384),
+        ("sub/z", 40_001),
+    ];
+
+    #[test]
+    fn copies_piece_by_piece_and_verifies_for_every_version() {
+        for version in [Version::V1, Version::V2, Version::Hybrid] {
+            let src = tempfile::tempdir().unwrap();
+            let dst = tempfile::tempdir().unwrap();
+            let t = make(src.path(), version, FILES);
+            let from = Storage::new(&t.info, src.path()).unwrap();
+            assert!(from.verify_existing().unwrap().all_good(), "{version:?}");
+            let to = Storage::new(&t.info, dst.path()).unwrap();
+            let before = to.verify_existing().unwrap();
+            assert_eq!(before.count_good(), 0);
+            for p in 0..t.info.piece_count() {
+                let len = t.info.layout().piece_len(p);
+                let data = from.read_block(p, 0, len).unwrap();
+                assert!(to.check_piece(p, &data), "{version:?} piece {p}");
+                let mut bad = data.clone();
+                bad[0] ^= 1;
+                assert!(!to.check_piece(p, &bad));
+                to.write_piece(p, &data).unwrap();
+            }
+            to.finish().unwrap();
+            assert!(to.verify_existing().unwrap().all_good(), "{version:?}");
+            for (name, _) in FILES {
+                let a = std::fs::read(src.path().join("content").join(name)).unwrap();
+                let b = std::fs::read(dst.path().join("content").join(name)).unwrap();
+                assert_eq!(a, b, "{version:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn padding_files_are_never_written() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::Hybrid, FILES);
+        assert!(t.info.files.iter().any(|f| f.is_padding()));
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path()).unwrap();
+        for p in 0..t.info.piece_count() {
+            let data = from.read_block(p, 0, t.info.layout().piece_len(p)).unwrap();
+            to.write_piece(p, &data).unwrap();
+        }
+        to.finish().unwrap();
+        for f in t.info.files.iter().filter(|f| f.is_padding()) {
+            assert!(!dst.path().join(f.safe_path()).exists(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn partial_data_gives_a_partial_bitfield_and_blocks_read_back() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::V1, FILES);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path()).unwrap();
+        let data = from.read_block(2, 0, 32768).unwrap();
+        to.write_piece(2, &data).unwrap();
+        let have = to.verify_existing().unwrap();
+        assert_eq!(have.count_good(), 1);
+        assert!(have.get(2));
+        assert_eq!(to.read_block(2, 100, 50).unwrap(), data[100..150]);
+        assert!(to.read_block(2, 32760, 50).is_err());
+        assert!(to.read_block(99, 0, 1).is_err());
+        assert!(to.write_piece(2, &data[1..]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_to_write_through_a_symlink_out_of_the_directory() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::V1, FILES);
+        std::os::unix::fs::symlink(outside.path(), dst.path().join("content")).unwrap();
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path()).unwrap();
+        let data = from.read_block(0, 0, 32768).unwrap();
+        assert!(matches!(
+            to.write_piece(0, &data),
+            Err(StorageError::Escapes(_))
+        ));
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,537 @@
+//! The tokio driver of one torrent: it moves bytes, time and disk work for the
+//! sans-IO [`TorrentCore`].
+//!
+//! One task per torrent owns the core. It accepts incoming connections (from the
+//! session's listener), dials the peer addresses it was given (again, every few seconds,
+//! while they are not connected), feeds the core every decoded message, timeout and
+//! disk result, executes the core's [`Action`]s, and publishes a [`Status`] after each
+//! step. Per connection, a reader task decodes messages (bounded channel to the core:
+//! back-pressure reaches TCP) and a writer task sends what the core queues.
+//! Hash checks, writes and reads for uploads run on `spawn_blocking` (reads at most one
+//! batch per peer at a time), never on a task that reads sockets. Dropping or
+//! [shutting down](TorrentHandle::shutdown) the torrent closes everything.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use handshake::{Options, PeerConnection, connect_tcp};
+use metainfo::{InfoHashV1, LayoutMode, Torrent};
+use peer_wire::{Block, Decoder, Message, PeerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
+use crate::picker::{PeerKey, Picker};
+use crate::session::Config;
+use crate::storage::{Storage, StorageError};
+
+/// Why a torrent could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TorrentError {
+    /// The storage failed (creating the directory, checking existing data).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The torrent uses something this engine does not do yet.
+    #[error("not yet supported: {0}")]
+    Unsupported(&'static str),
+    /// The background check of existing data was cancelled.
+    #[error("checking existing data was interrupted")]
+    Interrupted,
+}
+
+/// A snapshot of a torrent's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Bytes of wanted pieces we have, verified.
+    pub have_bytes: u64,
+    /// Bytes of all wanted pieces.
+    pub wanted_bytes: u64,
+    /// Pieces we have.
+    pub pieces_have: u32,
+    /// Pieces in the torrent.
+    pub piece_count: u32,
+    /// Payload bytes received from peers (duplicates and failed pieces included).
+    pub downloaded: u64,
+    /// Payload bytes sent to peers.
+    pub uploaded: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u64,
+    /// Every wanted piece is verified and stored.
+    pub complete: bool,
+    /// The torrent stopped on a storage error (the message), if it did.
+    pub error: Option<String>,
+}
+
+/// What to do with a torrent.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AddOptions {
+    /// Peers to dial (and re-dial while they are not connected).
+    pub peers: Vec<SocketAddr>,
+}
+
+impl AddOptions {
+    /// Options dialing `peers`.
+    pub fn with_peers(peers: Vec<SocketAddr>) -> Self {
+        AddOptions { peers }
+    }
+}
+
+enum TorrentCmd {
+    AddPeer(SocketAddr),
+}
+
+/// A running torrent. Dropping it stops the torrent and closes its connections.
+pub struct TorrentHandle {
+    info_hash: InfoHashV1,
+    status: watch::Receiver<Status>,
+    cmd: mpsc::UnboundedSender<TorrentCmd>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TorrentCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TorrentCmd::AddPeer(a) => write!(f, "AddPeer({a})"),
+        }
+    }
+}
+
+impl std::fmt::Debug for TorrentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TorrentHandle")
+            .field("info_hash", &self.info_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TorrentHandle {
+    /// The current status (published after every event the torrent handles).
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status update.
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Dials another peer.
+    pub fn add_peer(&self, addr: SocketAddr) {
+        let _ = self.cmd.send(TorrentCmd::AddPeer(addr));
+    }
+
+    /// Waits until every wanted piece is verified and stored. Fails with the storage
+    /// error's message if the torrent stopped on one.
+    pub async fn wait_complete(&self) -> Result<(), String> {
+        let mut rx = self.status.clone();
+        loop {
+            {
+                let s = rx.borrow_and_update();
+                if let Some(e) = &s.error {
+                    return Err(e.clone());
+                }
+                if s.complete {
+                    return Ok(());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err("the torrent stopped".into());
+            }
+        }
+    }
+
+    /// Stops the torrent and closes its connections.
+    pub fn shutdown(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for TorrentHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the torrent task hears from its helper tasks.
+enum Input {
+    Connected(Box<PeerConnection<TcpStream>>, bool),
+    DialDone(SocketAddr),
+    Message(PeerKey, Message),
+    Closed(PeerKey, String),
+    Checked(u32, PieceCheck),
+    Read(PeerKey, Vec<Option<Block>>),
+    Finished(Result<(), String>),
+}
+
+/// Starts a torrent: checks what is on disk under `dir`, then downloads what is
+/// missing and serves what it has. `incoming` delivers connections the session's
+/// listener accepted for this torrent.
+pub(crate) async fn start(
+    config: Config,
+    torrent: &Torrent,
+    dir: &std::path::Path,
+    options: AddOptions,
+    incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
+) -> Result<TorrentHandle, TorrentError> {
+    let info = &torrent.info;
+    if info.layout_mode() == LayoutMode::V2 {
+        return Err(TorrentError::Unsupported(
+            "downloading v2-only torrents (v1 and hybrid torrents work)",
+        ));
+    }
+    let piece_len = u32::try_from(info.piece_length)
+        .map_err(|_| TorrentError::Unsupported("pieces of 4 GiB or more"))?;
+    let storage = Arc::new(Storage::new(info, dir)?);
+    let check = storage.clone();
+    let have = tokio::task::spawn_blocking(move || check.verify_existing())
+        .await
+        .map_err(|_| TorrentError::Interrupted)??;
+    info!(
+        name = %info.name,
+        have = have.count_good(),
+        pieces = info.piece_count(),
+        "checked existing data"
+    );
+    let mut picker = Picker::new(info.layout(), rand::random());
+    picker.set_have(have.as_slice());
+    for (i, f) in info.files.iter().enumerate() {
+        if f.is_padding() {
+            picker.set_file_priority(i, 0);
+        }
+    }
+    let mut peer_config = PeerConfig::new(info.piece_count(), piece_len, info.total_length());
+    peer_config.max_outgoing_requests = config.max_outstanding;
+    let core = TorrentCore::new(
+        CoreConfig {
+            peer_id: config.peer_id,
+            reserved: config.reserved(),
+            max_unchoked: config.max_unchoked,
+            max_outstanding: config.max_outstanding,
+            listen_port: config.listen.map(|a| a.port()),
+        },
+        peer_config,
+        picker,
+    );
+    let (status_tx, status_rx) = watch::channel(core.status());
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let info_hash = torrent.info_hash.wire_id();
+    let driver = Driver {
+        core,
+        config,
+        info_hash,
+        storage,
+        status: status_tx,
+        io: HashMap::new(),
+        tasks: JoinSet::new(),
+        dialing: HashSet::new(),
+        known: options.peers,
+    };
+    let task = tokio::spawn(driver.run(incoming, cmd_rx));
+    Ok(TorrentHandle {
+        info_hash,
+        status: status_rx,
+        cmd: cmd_tx,
+        task,
+    })
+}
+
+/// A connection's I/O tasks, as the torrent task holds them.
+struct PeerIo {
+    writer: mpsc::UnboundedSender<Bytes>,
+    reader: tokio::task::AbortHandle,
+    out: BytesMut,
+}
+
+struct Driver {
+    core: TorrentCore,
+    config: Config,
+    info_hash: InfoHashV1,
+    storage: Arc<Storage>,
+    status: watch::Sender<Status>,
+    io: HashMap<PeerKey, PeerIo>,
+    tasks: JoinSet<()>,
+    dialing: HashSet<SocketAddr>,
+    known: Vec<SocketAddr>,
+}
+
+/// How many decoded messages may wait for the torrent task before readers pause.
+const INPUT_QUEUE: usize = 1024;
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
+        mut cmds: mpsc::UnboundedReceiver<TorrentCmd>,
+    ) {
+        let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
+        // Disk results and dial outcomes must never wait behind a full queue.
+        let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
+        let mut dial_tick = tokio::time::interval(self.config.reconnect_interval);
+        loop {
+            self.execute(&utx);
+            self.publish();
+            let deadline = self
+                .core
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                Some(input) = urx.recv() => self.handle(input, &tx),
+                Some(input) = rx.recv() => {
+                    self.handle(input, &tx);
+                    // Take what is already queued before executing actions.
+                    for _ in 0..64 {
+                        match rx.try_recv() {
+                            Ok(input) => self.handle(input, &tx),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                conn = recv_incoming(&mut incoming) => match conn {
+                    Some(conn) => self.handle(Input::Connected(Box::new(conn), false), &tx),
+                    None => incoming = None,
+                },
+                cmd = cmds.recv() => match cmd {
+                    Some(TorrentCmd::AddPeer(addr)) => {
+                        if !self.known.contains(&addr) {
+                            self.known.push(addr);
+                        }
+                        self.dial(&utx);
+                    }
+                    None => return,
+                },
+                _ = dial_tick.tick() => self.dial(&utx),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.core.handle_timeout(Instant::now());
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let s = self.core.status();
+        self.status.send_if_modified(|old| {
+            let changed = *old != s;
+            *old = s;
+            changed
+        });
+    }
+
+    fn dial(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        for &addr in &self.known {
+            if self.core.peer_count() + self.dialing.len() >= self.config.max_peers {
+                return;
+            }
+            if !self.core.should_dial(addr) || !self.dialing.insert(addr) {
+                continue;
+            }
+            let mut options = Options::new(self.config.handshake_config());
+            options.encryption = self.config.encryption;
+            options.timeout = self.config.handshake_timeout;
+            let (info_hash, utx) = (self.info_hash, utx.clone());
+            self.tasks.spawn(async move {
+                match connect_tcp(addr, &options, info_hash, None).await {
+                    Ok(conn) => {
+                        let _ = utx.send(Input::Connected(Box::new(conn), true));
+                    }
+                    Err(e) => debug!(%addr, error = %e, "connecting failed"),
+                }
+                let _ = utx.send(Input::DialDone(addr));
+            });
+        }
+    }
+
+    fn handle(&mut self, input: Input, tx: &mpsc::Sender<Input>) {
+        let now = Instant::now();
+        match input {
+            Input::Connected(conn, outgoing) => self.connected(now, *conn, outgoing, tx),
+            Input::DialDone(addr) => {
+                self.dialing.remove(&addr);
+            }
+            Input::Message(key, msg) => self.core.handle_message(now, key, msg),
+            Input::Closed(key, reason) => {
+                if self.io.remove(&key).is_some() {
+                    info!(peer = key, %reason, "peer closed");
+                }
+                self.core.handle_disconnect(now, key);
+            }
+            Input::Checked(index, result) => self.core.handle_piece_checked(now, index, result),
+            Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
+            Input::Finished(r) => self.core.handle_finished(r),
+        }
+    }
+
+    fn connected(
+        &mut self,
+        now: Instant,
+        conn: PeerConnection<TcpStream>,
+        outgoing: bool,
+        tx: &mpsc::Sender<Input>,
+    ) {
+        if !outgoing && self.core.peer_count() >= self.config.max_peers {
+            debug!("connection limit reached: dropping an incoming peer");
+            return;
+        }
+        let new = NewPeer {
+            peer_id: conn.established.peer_id,
+            reserved: conn.established.reserved,
+            addr: conn.peer_addr,
+            outgoing,
+        };
+        let Some(key) = self.core.handle_connect(now, new) else {
+            debug!(addr = ?conn.peer_addr, "refused: banned or already connected");
+            return;
+        };
+        info!(
+            peer = key,
+            addr = ?conn.peer_addr,
+            id = %conn.established.peer_id,
+            encrypted = conn.stream.is_encrypted(),
+            "peer connected"
+        );
+        let (mut reader, mut writer) = tokio::io::split(conn.stream);
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+        self.tasks.spawn(async move {
+            while let Some(buf) = wrx.recv().await {
+                if writer.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        let tx = tx.clone();
+        let reader_task = self.tasks.spawn(async move {
+            let decoder = Decoder::new();
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let reason = loop {
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "end of stream".to_string(),
+                    Ok(_) => {}
+                    Err(e) => break format!("read: {e}"),
+                }
+                let mut failed = None;
+                loop {
+                    match decoder.decode(&mut buf) {
+                        Ok(Some(msg)) => {
+                            if tx.send(Input::Message(key, msg)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    break e;
+                }
+                if buf.capacity() - buf.len() < 32 * 1024 {
+                    buf.reserve(64 * 1024);
+                }
+            };
+            let _ = tx.send(Input::Closed(key, reason)).await;
+        });
+        self.io.insert(
+            key,
+            PeerIo {
+                writer: wtx,
+                reader: reader_task,
+                out: BytesMut::new(),
+            },
+        );
+    }
+
+    /// Executes the core's actions; messages are batched per peer.
+    fn execute(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Send(key, msg) => {
+                    if let Some(io) = self.io.get_mut(&key) {
+                        msg.encode(&mut io.out);
+                    }
+                }
+                Action::Close(key, reason) => {
+                    if let Some(io) = self.io.remove(&key) {
+                        info!(peer = key, %reason, "closing");
+                        io.reader.abort();
+                        // Dropping the writer's channel ends it after what is queued.
+                        if !io.out.is_empty() {
+                            let _ = io.writer.send(io.out.freeze());
+                        }
+                    }
+                }
+                Action::CheckPiece(index, data) => {
+                    let (storage, utx) = (self.storage.clone(), utx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let r = if !storage.check_piece(index, &data) {
+                            PieceCheck::BadHash
+                        } else {
+                            match storage.write_piece(index, &data) {
+                                Ok(()) => PieceCheck::Stored,
+                                Err(e) => PieceCheck::StorageFailed(e.to_string()),
+                            }
+                        };
+                        let _ = utx.send(Input::Checked(index, r));
+                    });
+                }
+                Action::Read(key, reqs) => {
+                    let (storage, utx) = (self.storage.clone(), utx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let blocks = reqs
+                            .into_iter()
+                            .map(|r| {
+                                let at = u64::from(r.begin);
+                                match storage.read_block(r.index, at, u64::from(r.length)) {
+                                    Ok(data) => Some(Block {
+                                        index: r.index,
+                                        begin: r.begin,
+                                        data: data.into(),
+                                    }),
+                                    Err(e) => {
+                                        warn!(error = %e, "reading a block to upload failed");
+                                        None
+                                    }
+                                }
+                            })
+                            .collect();
+                        let _ = utx.send(Input::Read(key, blocks));
+                    });
+                }
+                Action::Finish => {
+                    let (storage, utx) = (self.storage.clone(), utx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let r = storage.finish().map_err(|e| e.to_string());
+                        let _ = utx.send(Input::Finished(r));
+                    });
+                }
+            }
+        }
+        for io in self.io.values_mut() {
+            if !io.out.is_empty() {
+                let _ = io.writer.send(io.out.split().freeze());
+            }
+        }
+    }
+}
+
+async fn recv_incoming(
+    rx: &mut Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
+) -> Option<PeerConnection<TcpStream>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
