@@ -25,6 +25,11 @@ enum Command {
     Download(cli::download::DownloadArgs),
     /// Serve a torrent's data from a directory.
     Seed(cli::download::SeedArgs),
+    /// Run a tracker server (HTTP, UDP and WebSocket, one swarm state).
+    Tracker(cli::tracker::TrackerArgs),
+    /// The Mainline DHT: run a node, announce, find peers, BEP 44 put/get.
+    #[command(subcommand)]
+    Dht(cli::dht::DhtCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Info(a) => cli::info::run(a),
         Command::Download(a) => cli::download::download(a),
         Command::Seed(a) => cli::download::seed(a),
+        Command::Tracker(a) => cli::tracker::run(a),
+        Command::Dht(c) => cli::dht::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

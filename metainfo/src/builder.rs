@@ -197,7 +197,7 @@ struct Found {
 
 impl TorrentBuilder {
     /// A builder for the file or directory at `path`, with defaults: hybrid, automatic
-    /// piece length, `created by` "rivulet/<version>", creation date now, not private.
+    /// piece length, `created by` `"rivulet/<version>"`, creation date now, not private.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -264,7 +264,7 @@ impl TorrentBuilder {
         self
     }
 
-    /// Sets `created by`; `None` leaves it out. Default: "rivulet/<crate version>".
+    /// Sets `created by`; `None` leaves it out. Default: `"rivulet/<crate version>"`.
     pub fn created_by(mut self, created_by: Option<String>) -> Self {
         self.created_by = created_by;
         self

@@ -1,8 +1,10 @@
 //! Command implementations and the CLI's error type.
 
 pub(crate) mod create;
+pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;
+pub(crate) mod tracker;
 
 use std::fmt;
 

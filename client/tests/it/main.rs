@@ -1,5 +1,6 @@
 //! Integration tests of the `rivulet` binary.
 
 mod cli;
+mod dht_cli;
 mod engine;
 mod transfer;
