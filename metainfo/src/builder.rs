@@ -664,12 +664,13 @@ fn walk(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::merkle::file_hashes;
     use crate::torrent::Torrent;
 
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
+    /// Deterministic pseudo-random bytes (xorshift) for test content.
+    pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {
