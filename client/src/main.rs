@@ -25,6 +25,8 @@ enum Command {
     Download(cli::download::DownloadArgs),
     /// Serve a torrent's data from a directory.
     Seed(cli::download::SeedArgs),
+    /// An offline swarm on loopback: tracker, seeder and leechers, with progress and a summary.
+    Demo(cli::demo::DemoArgs),
     /// Run a tracker server (HTTP, UDP and WebSocket, one swarm state).
     Tracker(cli::tracker::TrackerArgs),
     /// The Mainline DHT: run a node, announce, find peers, BEP 44 put/get.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cli::info::run(a),
         Command::Download(a) => cli::download::download(a),
         Command::Seed(a) => cli::download::seed(a),
+        Command::Demo(a) => cli::demo::run(a),
         Command::Tracker(a) => cli::tracker::run(a),
         Command::Dht(c) => cli::dht::run(c),
     };

@@ -1,6 +1,7 @@
 //! Command implementations and the CLI's error type.
 
 pub(crate) mod create;
+pub(crate) mod demo;
 pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;

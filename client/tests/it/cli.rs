@@ -128,3 +128,31 @@ fn info_of_a_magnet_link() {
     assert_eq!(j["trackers"][0], "http://127.0.0.1:6969/announce");
     assert_eq!(j["peers"][0], "127.0.0.1:6881");
 }
+
+#[test]
+fn demo_runs_a_verified_swarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let o = rivulet(
+        &[
+            "demo",
+            "--size",
+            "8",
+            "--leechers",
+            "2",
+            "--timeout",
+            "120",
+            "--dir",
+            work.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{o:?}");
+    let s = stdout(&o);
+    assert!(s.contains("done: 2 leechers have all 8.00 MiB"), "{s}");
+    // The leechers' files really are the seeder's.
+    let a = std::fs::read(work.join("seed/rivulet-demo/video.bin")).unwrap();
+    let b = std::fs::read(work.join("leech-2/rivulet-demo/video.bin")).unwrap();
+    assert_eq!(a.len(), 6 * 1024 * 1024);
+    assert_eq!(a, b);
+}
