@@ -527,22 +527,8 @@ fn int_slow(input: &[u8], pos: usize, strict: bool) -> Result<(i64, usize), Deco
         }
     };
     let end = dstart + ds.len();
-    match after.first() {
-        Some(b'e') => {}
-        None => return Err(eof(end, Expected::IntegerEnd)),
-        Some(&found) => {
-            return Err(DecodeError::new(
-                end,
-                ErrorKind::UnexpectedByte {
-                    found,
-                    expected: Expected::IntegerEnd,
-                },
-            ));
-        }
-    }
-    if strict && ds.len() > 1 && ds[0] == b'0' {
-        return Err(DecodeError::new(dstart, ErrorKind::LeadingZero));
-    }
+    expect_byte(after, end, b'e', Expected::IntegerEnd)?;
+    check_leading_zero(ds, dstart, strict)?;
     let mag = parse_u64(ds).ok_or(DecodeError::new(dstart, ErrorKind::IntegerOverflow))?;
     let v = if neg {
         if mag == 0 && strict {
@@ -574,22 +560,8 @@ fn str_slow(input: &[u8], pos: usize, strict: bool) -> Result<(&[u8], usize), De
             )
         })?;
         let colon = pos + ds.len();
-        match after.first() {
-            Some(b':') => {}
-            None => return Err(eof(colon, Expected::Colon)),
-            Some(&found) => {
-                return Err(DecodeError::new(
-                    colon,
-                    ErrorKind::UnexpectedByte {
-                        found,
-                        expected: Expected::Colon,
-                    },
-                ));
-            }
-        }
-        if strict && ds.len() > 1 && ds[0] == b'0' {
-            return Err(DecodeError::new(pos, ErrorKind::LeadingZero));
-        }
+        expect_byte(after, colon, b':', Expected::Colon)?;
+        check_leading_zero(ds, pos, strict)?;
         let start = colon + 1;
         let remaining = input.len() - start;
         // A length is only trusted once the bytes are known to be there; nothing is
@@ -604,6 +576,26 @@ fn str_slow(input: &[u8], pos: usize, strict: bool) -> Result<(&[u8], usize), De
         let end = start + claimed as usize;
         Ok((&input[start..end], end))
     }
+}
+
+/// Checks that `rest` (at offset `at`) starts with `byte`, the token's terminator.
+fn expect_byte(rest: &[u8], at: usize, byte: u8, expected: Expected) -> Result<(), DecodeError> {
+    match rest.first() {
+        Some(&b) if b == byte => Ok(()),
+        None => Err(eof(at, expected)),
+        Some(&found) => Err(DecodeError::new(
+            at,
+            ErrorKind::UnexpectedByte { found, expected },
+        )),
+    }
+}
+
+/// Strict mode: a number (integer or length) written with a leading zero.
+fn check_leading_zero(ds: &[u8], at: usize, strict: bool) -> Result<(), DecodeError> {
+    if strict && ds.len() > 1 && ds[0] == b'0' {
+        return Err(DecodeError::new(at, ErrorKind::LeadingZero));
+    }
+    Ok(())
 }
 
 fn eof(offset: usize, expected: Expected) -> DecodeError {

@@ -17,6 +17,10 @@ use tracker::{Announce, Event};
 
 use super::{CliError, human_bytes};
 
+/// Every socket of the demo: loopback, a free port.
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// Arguments of `rivulet demo`.
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -131,16 +135,8 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
     let server = TrackerServer::bind(
         ServerConfig::default(),
         Listen {
-            udp: Some(
-                "127.0.0.1:0"
-                    .parse()
-                    .map_err(|_| CliError::BadInput("addr".into()))?,
-            ),
-            http: Some(
-                "127.0.0.1:0"
-                    .parse()
-                    .map_err(|_| CliError::BadInput("addr".into()))?,
-            ),
+            udp: Some(LOOPBACK),
+            http: Some(LOOPBACK),
         },
     )
     .await
@@ -181,15 +177,15 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
         t0.elapsed().as_secs_f64()
     );
 
-    let config = |_: usize| {
+    let config = || {
         let mut c = Config::default();
-        c.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        c.listen = Some(LOOPBACK);
         c
     };
 
     // 3. The seeder.
     let seed_dir = root.join("seed");
-    let seeder = Session::new(config(0))
+    let seeder = Session::new(config())
         .await
         .map_err(io("starting the seeder"))?;
     let seed = seeder
@@ -208,7 +204,7 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
     let mut leechers: Vec<(Session, TorrentHandle, PathBuf)> = Vec::new();
     for i in 0..a.leechers {
         let dir = root.join(format!("leech-{}", i + 1));
-        let s = Session::new(config(i + 1))
+        let s = Session::new(config())
             .await
             .map_err(io("starting a leecher"))?;
         let h = s
