@@ -26,7 +26,7 @@ use peer_wire::{
     Bitfield, Block, BlockRequest, Event, ExtensionHandshake, Message, PeerConfig, PeerState,
 };
 
-use crate::picker::{PeerKey, Picker};
+use crate::picker::{PeerKey, Picker, Priority};
 use crate::torrent::Status;
 
 /// Blocks read from disk per batch for one peer's requests (512 KiB).
@@ -184,6 +184,42 @@ impl TorrentCore {
             complete: self.complete,
             error: self.error.clone(),
         }
+    }
+
+    /// The piece picker (which pieces we have, file priorities).
+    pub fn picker(&self) -> &Picker {
+        &self.picker
+    }
+
+    /// Sets a file's priority (0 = skip, [`crate::picker::NORMAL`] = default); the
+    /// torrent may become complete (the files are then finished) or incomplete again.
+    pub fn set_file_priority(&mut self, now: Instant, file: usize, priority: Priority) {
+        self.picker.set_file_priority(file, priority);
+        self.wanted_changed(now);
+    }
+
+    /// Sequential mode: new pieces in index order instead of rarest first.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.picker.set_sequential(on);
+    }
+
+    /// Streaming windows, in order of precedence (see [`Picker::set_windows`]): their
+    /// pieces are requested before all others, even from skipped files.
+    pub fn set_windows(&mut self, now: Instant, windows: Vec<std::ops::Range<u32>>) {
+        self.picker.set_windows(windows);
+        self.wanted_changed(now);
+    }
+
+    /// What we want changed: re-evaluate completion and interest, request more.
+    fn wanted_changed(&mut self, now: Instant) {
+        let done = self.picker.is_complete();
+        if done && !self.complete && !self.finishing {
+            self.finishing = true;
+            self.actions.push_back(Action::Finish);
+        } else if !done {
+            self.complete = false;
+        }
+        self.after_all(now);
     }
 
     /// The number of connected peers.
@@ -354,8 +390,11 @@ impl TorrentCore {
         self.finishing = false;
         match result {
             Ok(()) => {
-                self.complete = true;
-                tracing::info!("download complete");
+                // Priorities may have been raised while the files were finished.
+                self.complete = self.picker.is_complete();
+                if self.complete {
+                    tracing::info!("download complete");
+                }
             }
             Err(e) => self.error = Some(e),
         }

@@ -56,9 +56,12 @@
 
 pub mod core;
 pub mod picker;
+pub mod reader;
+pub mod resume;
 pub mod session;
 pub mod storage;
 pub mod torrent;
 
+pub use reader::FileReader;
 pub use session::{Config, Session};
-pub use torrent::{AddOptions, Status, TorrentError, TorrentHandle};
+pub use torrent::{AddOptions, FileStatus, Resume, Status, TorrentError, TorrentHandle};

@@ -14,13 +14,16 @@
 //!    flight with other peers (never twice to the same peer); when a block arrives,
 //!    [`Picker::block_received`] says which duplicate requests to cancel.
 //!
-//! Pieces are cut into blocks of [`BLOCK_SIZE`] bytes (the last block of the last piece
-//! may be shorter). Pieces touching only files of priority 0 are never picked.
+//! Pieces are cut into blocks of [`BLOCK_SIZE`] bytes (the last block of a short piece
+//! may be shorter; in a v2-only torrent the last piece of every file is short). Pieces
+//! touching only files of priority 0 are never picked, unless a streaming window
+//! ([`Picker::set_windows`]) covers them: a reader of a skipped file gets the pieces it
+//! reads, and only those.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
-use metainfo::PieceLayout;
+use metainfo::{LayoutMode, PieceLayout};
 use peer_wire::{Bitfield, BlockRequest};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -79,13 +82,17 @@ pub struct Picker {
     file_priority: Vec<Priority>,
     active: HashMap<u32, Active>,
     sequential: bool,
-    window: Range<u32>,
+    /// Streaming windows: picked first, in order, even in skipped files.
+    windows: Vec<Range<u32>>,
+    /// v2-only torrents: the layout, for per-file short pieces.
+    v2: Option<PieceLayout>,
     rng: StdRng,
 }
 
 impl Picker {
     /// A picker for a torrent laid out as `layout` (v1 geometry: all pieces but the last
-    /// have the nominal length), with all files at normal priority and nothing had.
+    /// have the nominal length; v2: the last piece of each file is short), with all
+    /// files at normal priority and nothing had.
     /// `seed` seeds the tie-breaking RNG.
     pub fn new(layout: &PieceLayout, seed: u64) -> Picker {
         let n = layout.piece_count();
@@ -111,7 +118,8 @@ impl Picker {
             file_pieces,
             active: HashMap::new(),
             sequential: false,
-            window: 0..0,
+            windows: Vec::new(),
+            v2: (layout.mode() == LayoutMode::V2).then(|| layout.clone()),
             rng: StdRng::seed_from_u64(seed),
         };
         p.recompute_priorities();
@@ -127,6 +135,8 @@ impl Picker {
     pub fn piece_len(&self, index: u32) -> u32 {
         if index >= self.piece_count {
             0
+        } else if let Some(l) = &self.v2 {
+            u32::try_from(l.piece_len(index)).unwrap_or(u32::MAX)
         } else if index + 1 == self.piece_count {
             self.last_piece_len
         } else {
@@ -204,7 +214,24 @@ impl Picker {
     }
 
     fn wanted(&self, i: u32) -> bool {
-        !self.have[i as usize] && self.piece_priority[i as usize] > 0
+        !self.have[i as usize] && (self.piece_priority[i as usize] > 0 || self.in_window(i))
+    }
+
+    fn in_window(&self, i: u32) -> bool {
+        self.windows.iter().any(|w| w.contains(&i))
+    }
+
+    /// The priority of file `file` (`None` for an unknown file).
+    pub fn file_priority(&self, file: usize) -> Option<Priority> {
+        self.file_priority.get(file).copied()
+    }
+
+    /// Whether piece `index` is wanted by file priority (some file it touches has a
+    /// priority above 0); streaming windows aside.
+    pub fn piece_wanted(&self, index: u32) -> bool {
+        self.piece_priority
+            .get(index as usize)
+            .is_some_and(|&p| p > 0)
     }
 
     /// Sets a file's priority (0 = skip). Unknown files are ignored.
@@ -237,9 +264,22 @@ impl Picker {
     }
 
     /// Pieces picked before all others, in order (for streaming: the pieces just ahead
-    /// of the reader). An empty range turns the window off.
+    /// of the reader). An empty range turns the window off. Same as
+    /// [`set_windows`](Self::set_windows) with one range.
     pub fn set_window(&mut self, pieces: Range<u32>) {
-        self.window = pieces.start.min(self.piece_count)..pieces.end.min(self.piece_count);
+        self.set_windows(vec![pieces]);
+    }
+
+    /// Several streaming windows (one per reader), in order of precedence: their pieces
+    /// are picked before all others, window by window and in index order, and are
+    /// wanted even if they belong only to skipped files. Empty ranges are dropped.
+    pub fn set_windows(&mut self, windows: Vec<Range<u32>>) {
+        let n = self.piece_count;
+        self.windows = windows
+            .into_iter()
+            .map(|w| w.start.min(n)..w.end.min(n))
+            .filter(|w| !w.is_empty())
+            .collect();
     }
 
     /// A peer announced its pieces (bitfield or `have all`).
@@ -292,7 +332,7 @@ impl Picker {
             .copied()
             .filter(|&i| peer_has.has(i) && !self.pending_check[i as usize])
             .collect();
-        started.sort_unstable_by_key(|&i| (!self.window.contains(&i), i));
+        started.sort_unstable_by_key(|&i| (!self.in_window(i), i));
         for i in started {
             self.take_free_blocks(peer, i, max, &mut out);
             if out.len() >= max {
@@ -390,9 +430,11 @@ impl Picker {
     fn next_new_piece(&mut self, peer_has: &Bitfield) -> Option<u32> {
         let eligible =
             |p: &Picker, i: u32| p.wanted(i) && peer_has.has(i) && !p.active.contains_key(&i);
-        for i in self.window.clone() {
-            if eligible(self, i) {
-                return Some(i);
+        for w in self.windows.clone() {
+            for i in w {
+                if eligible(self, i) {
+                    return Some(i);
+                }
             }
         }
         // Best (priority desc, then availability asc / index asc); ties broken at random
@@ -517,7 +559,6 @@ impl Picker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metainfo::LayoutMode;
     use proptest::prelude::*;
 
     fn layout(files: &[u64], piece: u64) -> PieceLayout {
@@ -625,6 +666,48 @@ mod tests {
             all.extend(r);
         }
         assert!(all.iter().all(|r| r.index >= 2));
+    }
+
+    #[test]
+    fn a_window_over_a_skipped_file_fetches_only_the_window() {
+        // Two files of four pieces each; the first is skipped.
+        let l = layout(&[4 * 16384, 4 * 16384], 16384);
+        let mut p = Picker::new(&l, 3);
+        p.add_peer_pieces(&full(8));
+        p.set_file_priority(0, 0);
+        assert_eq!(p.wanted_bytes(), (0, 4 * 16384));
+        p.set_windows(vec![2..3, 0..0, 7..8]);
+        let order: Vec<u32> = (0..3).map(|_| p.pick(1, &full(8), 1)[0].index).collect();
+        assert_eq!(order[..2], [2, 7]);
+        assert!((4..7).contains(&order[2]), "{order:?}");
+        let mut all = Vec::new();
+        loop {
+            let r = p.pick(1, &full(8), 10);
+            if r.is_empty() {
+                break;
+            }
+            all.extend(r);
+        }
+        assert!(all.iter().all(|r| r.index >= 4), "{all:?}");
+        assert_eq!(p.file_priority(0), Some(0));
+        assert!(!p.piece_wanted(2) && p.piece_wanted(4));
+    }
+
+    #[test]
+    fn v2_pieces_end_with_each_file() {
+        let l = PieceLayout::new(32768, LayoutMode::V2, [(40_000, false), (100, false)]).unwrap();
+        let mut p = Picker::new(&l, 3);
+        assert_eq!(p.piece_count(), 3);
+        assert_eq!(
+            (0..3).map(|i| p.piece_len(i)).collect::<Vec<_>>(),
+            [32768, 40_000 - 32768, 100]
+        );
+        p.add_peer_pieces(&full(3));
+        let reqs = p.pick(1, &full(3), 100);
+        let total: u64 = reqs.iter().map(|r| u64::from(r.length)).sum();
+        assert_eq!(total, 40_100);
+        deliver(&mut p, 1, &reqs);
+        assert!(p.is_complete());
     }
 
     #[test]

@@ -180,11 +180,45 @@ impl Storage {
     /// Creates the empty files and any file not written yet (sparse), so a complete
     /// download has every file of the torrent; flushes written data to disk.
     pub fn finish(&self) -> Result<(), StorageError> {
-        for slot in &self.slots {
+        self.finish_files(&[])
+    }
+
+    /// Like [`finish`](Self::finish), for the files whose flag in `wanted` is true (files
+    /// past the end of `wanted` count as wanted): a skipped file is not created, but
+    /// if pieces shared with wanted files wrote part of it, that part is flushed.
+    pub fn finish_files(&self, wanted: &[bool]) -> Result<(), StorageError> {
+        for (i, slot) in self.slots.iter().enumerate() {
             if slot.padding {
                 continue;
             }
-            self.with_file(slot, true, |f| f.sync_data())?;
+            let open = slot
+                .handle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_some();
+            if wanted.get(i).copied().unwrap_or(true) || open {
+                self.with_file(slot, true, |f| f.sync_data())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (`fsync` of every open file). A resume
+    /// file may list a piece only after this ran following the piece's write; any
+    /// write-back cache must be written out here too.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        for slot in &self.slots {
+            let guard = slot
+                .handle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((f, true)) = &*guard {
+                f.sync_data().map_err(|source| StorageError::Io {
+                    op: "syncing",
+                    path: slot.path.clone(),
+                    source,
+                })?;
+            }
         }
         Ok(())
     }

@@ -11,9 +11,12 @@
 //! batch per peer at a time), never on a task that reads sockets. Dropping or
 //! [shutting down](TorrentHandle::shutdown) the torrent closes everything.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -22,12 +25,14 @@ use metainfo::{InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, Decoder, Message, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
-use crate::picker::{PeerKey, Picker};
+use crate::picker::{NORMAL, PeerKey, Picker, Priority};
+use crate::reader::FileReader;
+use crate::resume;
 use crate::session::Config;
 use crate::storage::{Storage, StorageError};
 
@@ -44,6 +49,9 @@ pub enum TorrentError {
     /// The background check of existing data was cancelled.
     #[error("checking existing data was interrupted")]
     Interrupted,
+    /// The file index does not exist in this torrent (or is a padding file).
+    #[error("no file {0} in this torrent")]
+    NoSuchFile(usize),
 }
 
 /// A snapshot of a torrent's progress.
@@ -72,30 +80,107 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+/// Where a torrent's fast-resume file lives (see [`crate::resume`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resume {
+    /// `DIR/.rivulet/<info hash>.resume` in the download directory (the default).
+    #[default]
+    InDir,
+    /// This file.
+    At(PathBuf),
+    /// No resume file: every start checks the data in full.
+    Off,
+}
+
 /// What to do with a torrent.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct AddOptions {
     /// Peers to dial (and re-dial while they are not connected).
     pub peers: Vec<SocketAddr>,
+    /// Initial file priorities by file index (0 = skip, 4 = normal, 7 = top); files
+    /// past the end of the list are normal. Change them later with
+    /// [`TorrentHandle::set_file_priority`].
+    pub file_priorities: Vec<Priority>,
+    /// Sequential mode from the start (see [`TorrentHandle::set_sequential`]).
+    pub sequential: bool,
+    /// The fast-resume file.
+    pub resume: Resume,
+    /// How often the resume file is written while pieces arrive (default 30 s); it is
+    /// also written when the download completes and on [`TorrentHandle::close`].
+    pub resume_interval: Option<Duration>,
 }
 
 impl AddOptions {
     /// Options dialing `peers`.
     pub fn with_peers(peers: Vec<SocketAddr>) -> Self {
-        AddOptions { peers }
+        AddOptions {
+            peers,
+            ..AddOptions::default()
+        }
     }
 }
 
-enum TorrentCmd {
-    AddPeer(SocketAddr),
+/// The progress and priority of one file of a torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStatus {
+    /// The path under the download directory ([`metainfo::FileEntry::safe_path`]).
+    pub path: PathBuf,
+    /// The file's length.
+    pub length: u64,
+    /// Bytes of the file in verified pieces.
+    pub done: u64,
+    /// The file's priority (0 = skipped).
+    pub priority: Priority,
+    /// A BEP 47 padding file (never stored).
+    pub padding: bool,
 }
 
-/// A running torrent. Dropping it stops the torrent and closes its connections.
+pub(crate) enum TorrentCmd {
+    AddPeer(SocketAddr),
+    Priority(usize, Priority),
+    Sequential(bool),
+    /// A reader's streaming window (`None`: the reader is gone).
+    Window(u64, Option<Range<u32>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// What the handle, its readers and the torrent task share.
+pub(crate) struct Shared {
+    pub(crate) storage: Arc<Storage>,
+    /// Verified pieces, one bit each; set by the torrent task before it publishes the
+    /// status that counts them.
+    have: Vec<AtomicU64>,
+    priorities: Mutex<Vec<Priority>>,
+    next_reader: AtomicU64,
+    fast_resumed: bool,
+}
+
+impl Shared {
+    pub(crate) fn has(&self, piece: u32) -> bool {
+        let i = piece as usize;
+        self.have
+            .get(i / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (i % 64)) != 0)
+    }
+
+    fn set(&self, piece: u32) {
+        let i = piece as usize;
+        if let Some(w) = self.have.get(i / 64) {
+            w.fetch_or(1 << (i % 64), Ordering::Release);
+        }
+    }
+}
+
+/// A running torrent. Dropping it stops the torrent and closes its connections
+/// ([`close`](Self::close) also writes the resume file first).
 pub struct TorrentHandle {
     info_hash: InfoHashV1,
     status: watch::Receiver<Status>,
     cmd: mpsc::UnboundedSender<TorrentCmd>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -103,6 +188,10 @@ impl std::fmt::Debug for TorrentCmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TorrentCmd::AddPeer(a) => write!(f, "AddPeer({a})"),
+            TorrentCmd::Priority(i, p) => write!(f, "Priority({i}, {p})"),
+            TorrentCmd::Sequential(on) => write!(f, "Sequential({on})"),
+            TorrentCmd::Window(id, w) => write!(f, "Window({id}, {w:?})"),
+            TorrentCmd::Close(_) => write!(f, "Close"),
         }
     }
 }
@@ -155,6 +244,102 @@ impl TorrentHandle {
     pub fn shutdown(&self) {
         self.task.abort();
     }
+
+    /// Writes the resume file (after flushing the data), then stops the torrent and
+    /// closes its connections. Returns when that is done (at once if it already
+    /// stopped).
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(TorrentCmd::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.task.abort();
+    }
+
+    /// Sets the priority of file `file` (index as in the torrent's file list): 0 skips
+    /// it (no piece only it needs is fetched, the file is not created unless a piece
+    /// shared with a wanted file writes part of it), 1 low, 4 normal, 7 top. The
+    /// torrent is complete once every file with a priority above 0 is.
+    pub fn set_file_priority(&self, file: usize, priority: Priority) {
+        let mut p = self
+            .shared
+            .priorities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = p.get_mut(file) {
+            *slot = priority;
+            let _ = self.cmd.send(TorrentCmd::Priority(file, priority));
+        }
+    }
+
+    /// Sequential mode: new pieces in index order instead of rarest first.
+    pub fn set_sequential(&self, on: bool) {
+        let _ = self.cmd.send(TorrentCmd::Sequential(on));
+    }
+
+    /// Every file's length, verified bytes and priority, in torrent order.
+    pub fn files(&self) -> Vec<FileStatus> {
+        let storage = &self.shared.storage;
+        let layout = storage.layout();
+        let pl = layout.piece_length();
+        let prio = self
+            .shared
+            .priorities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        storage
+            .info()
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let start = layout.file_offset(i).unwrap_or(0);
+                let end = start + f.length;
+                let done = layout
+                    .file_pieces(i)
+                    .filter(|&p| self.shared.has(p))
+                    .map(|p| {
+                        let ps = u64::from(p) * pl;
+                        let pe = ps + layout.piece_len(p);
+                        pe.min(end).saturating_sub(ps.max(start))
+                    })
+                    .sum();
+                FileStatus {
+                    path: f.safe_path().to_path_buf(),
+                    length: f.length,
+                    done,
+                    priority: prio.get(i).copied().unwrap_or(NORMAL),
+                    padding: f.is_padding(),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the start trusted the fast-resume file instead of checking the data.
+    pub fn fast_resumed(&self) -> bool {
+        self.shared.fast_resumed
+    }
+
+    /// An async reader (`AsyncRead + AsyncSeek`) over file `file` of the torrent. It
+    /// returns only verified data: a read waits for the piece under the read position,
+    /// and asks for it and the pieces just ahead before all others (a streaming
+    /// window, which also fetches pieces of a skipped file). See [`FileReader`].
+    pub fn reader(&self, file: usize) -> Result<FileReader, TorrentError> {
+        let info = self.shared.storage.info();
+        match info.files.get(file) {
+            Some(f) if !f.is_padding() => {}
+            _ => return Err(TorrentError::NoSuchFile(file)),
+        }
+        let id = self.shared.next_reader.fetch_add(1, Ordering::Relaxed);
+        Ok(FileReader::new(
+            self.shared.clone(),
+            self.cmd.clone(),
+            self.status.clone(),
+            id,
+            file,
+        ))
+    }
 }
 
 impl Drop for TorrentHandle {
@@ -185,32 +370,69 @@ pub(crate) async fn start(
     incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
 ) -> Result<TorrentHandle, TorrentError> {
     let info = &torrent.info;
-    if info.layout_mode() == LayoutMode::V2 {
-        return Err(TorrentError::Unsupported(
-            "downloading v2-only torrents (v1 and hybrid torrents work)",
-        ));
-    }
     let piece_len = u32::try_from(info.piece_length)
         .map_err(|_| TorrentError::Unsupported("pieces of 4 GiB or more"))?;
     let storage = Arc::new(Storage::new(info, dir)?);
-    let check = storage.clone();
-    let have = tokio::task::spawn_blocking(move || check.verify_existing())
-        .await
-        .map_err(|_| TorrentError::Interrupted)??;
+    let resume_path = match &options.resume {
+        Resume::InDir => Some(resume::default_path(storage.root(), info)),
+        Resume::At(p) => Some(p.clone()),
+        Resume::Off => None,
+    };
+    let (check, path) = (storage.clone(), resume_path.clone());
+    let (have, fast_resumed) = tokio::task::spawn_blocking(move || {
+        if let Some(path) = &path {
+            match resume::load(check.info(), check.root(), path) {
+                Ok(have) => return Ok((have, true)),
+                Err(e) => info!(reason = %e, "checking existing data in full"),
+            }
+        }
+        check
+            .verify_existing()
+            .map(|b| (b.as_slice().to_vec(), false))
+    })
+    .await
+    .map_err(|_| TorrentError::Interrupted)??;
     info!(
         name = %info.name,
-        have = have.count_good(),
+        have = have.iter().filter(|h| **h).count(),
         pieces = info.piece_count(),
+        fast_resumed,
         "checked existing data"
     );
     let mut picker = Picker::new(info.layout(), rand::random());
-    picker.set_have(have.as_slice());
+    picker.set_have(&have);
+    let mut priorities = vec![NORMAL; info.files.len()];
     for (i, f) in info.files.iter().enumerate() {
-        if f.is_padding() {
-            picker.set_file_priority(i, 0);
+        let p = if f.is_padding() {
+            0
+        } else {
+            options.file_priorities.get(i).copied().unwrap_or(NORMAL)
+        };
+        priorities[i] = p;
+        if p != NORMAL {
+            picker.set_file_priority(i, p);
         }
     }
-    let mut peer_config = PeerConfig::new(info.piece_count(), piece_len, info.total_length());
+    picker.set_sequential(options.sequential);
+    let words = (info.piece_count() as usize).div_ceil(64);
+    let shared = Arc::new(Shared {
+        storage: storage.clone(),
+        have: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        priorities: Mutex::new(priorities),
+        next_reader: AtomicU64::new(0),
+        fast_resumed,
+    });
+    for (i, _) in have.iter().enumerate().filter(|(_, h)| **h) {
+        shared.set(i as u32);
+    }
+    // The wire geometry: in a v2-only torrent every file's last piece is short, which
+    // the peer-wire layer (one total length) cannot express; it checks against whole
+    // pieces and the picker and storage hold the exact lengths.
+    let wire_len = match info.layout_mode() {
+        LayoutMode::V1 => info.total_length(),
+        LayoutMode::V2 => u64::from(info.piece_count()) * info.piece_length,
+    };
+    let mut peer_config = PeerConfig::new(info.piece_count(), piece_len, wire_len);
     peer_config.max_outgoing_requests = config.max_outstanding;
     let core = TorrentCore::new(
         CoreConfig {
@@ -226,22 +448,34 @@ pub(crate) async fn start(
     let (status_tx, status_rx) = watch::channel(core.status());
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let info_hash = torrent.info_hash.wire_id();
+    let resume_interval = options
+        .resume_interval
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_millis(100));
+    let saved = core.picker().have_count();
     let driver = Driver {
         core,
         config,
         info_hash,
         storage,
+        shared: shared.clone(),
         status: status_tx,
         io: HashMap::new(),
         tasks: JoinSet::new(),
         dialing: HashSet::new(),
         known: options.peers,
+        windows: BTreeMap::new(),
+        resume_path,
+        resume_interval,
+        saved,
+        save_lock: Arc::new(Mutex::new(())),
     };
     let task = tokio::spawn(driver.run(incoming, cmd_rx));
     Ok(TorrentHandle {
         info_hash,
         status: status_rx,
         cmd: cmd_tx,
+        shared,
         task,
     })
 }
@@ -258,11 +492,20 @@ struct Driver {
     config: Config,
     info_hash: InfoHashV1,
     storage: Arc<Storage>,
+    shared: Arc<Shared>,
     status: watch::Sender<Status>,
     io: HashMap<PeerKey, PeerIo>,
     tasks: JoinSet<()>,
     dialing: HashSet<SocketAddr>,
     known: Vec<SocketAddr>,
+    /// Streaming windows by reader id.
+    windows: BTreeMap<u64, Range<u32>>,
+    resume_path: Option<PathBuf>,
+    resume_interval: Duration,
+    /// Pieces had when the resume file was last written.
+    saved: u32,
+    /// Serializes resume-file writes.
+    save_lock: Arc<Mutex<()>>,
 }
 
 /// How many decoded messages may wait for the torrent task before readers pause.
@@ -278,6 +521,8 @@ impl Driver {
         // Disk results and dial outcomes must never wait behind a full queue.
         let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
         let mut dial_tick = tokio::time::interval(self.config.reconnect_interval);
+        let mut resume_tick = tokio::time::interval(self.resume_interval);
+        resume_tick.tick().await;
         loop {
             self.execute(&utx);
             self.publish();
@@ -308,15 +553,60 @@ impl Driver {
                         }
                         self.dial(&utx);
                     }
+                    Some(TorrentCmd::Priority(file, prio)) => {
+                        self.core.set_file_priority(Instant::now(), file, prio);
+                    }
+                    Some(TorrentCmd::Sequential(on)) => self.core.set_sequential(on),
+                    Some(TorrentCmd::Window(id, w)) => {
+                        match w {
+                            Some(w) => self.windows.insert(id, w),
+                            None => self.windows.remove(&id),
+                        };
+                        let ws = self.windows.values().cloned().collect();
+                        self.core.set_windows(Instant::now(), ws);
+                    }
+                    Some(TorrentCmd::Close(done)) => {
+                        if let Some(save) = self.save_resume() {
+                            let _ = save.await;
+                        }
+                        let _ = done.send(());
+                        return;
+                    }
                     None => return,
                 },
                 _ = dial_tick.tick() => self.dial(&utx),
+                _ = resume_tick.tick() => {
+                    if self.core.picker().have_count() != self.saved {
+                        let _ = self.save_resume();
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.core.handle_timeout(Instant::now());
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
+    }
+
+    /// Writes the resume file in the background (after syncing the data written so
+    /// far); `None` when there is no resume file.
+    fn save_resume(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let path = self.resume_path.clone()?;
+        let picker = self.core.picker();
+        let have: Vec<bool> = (0..picker.piece_count()).map(|i| picker.has(i)).collect();
+        self.saved = picker.have_count();
+        let (storage, lock) = (self.storage.clone(), self.save_lock.clone());
+        Some(tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let r = storage.sync().map_err(|e| e.to_string()).and_then(|()| {
+                resume::save(storage.info(), storage.root(), &path, &have)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            });
+            match r {
+                Ok(()) => debug!(path = %path.display(), "resume file written"),
+                Err(e) => warn!(error = %e, "writing the resume file failed"),
+            }
+        }))
     }
 
     fn publish(&self) {
@@ -366,9 +656,20 @@ impl Driver {
                 }
                 self.core.handle_disconnect(now, key);
             }
-            Input::Checked(index, result) => self.core.handle_piece_checked(now, index, result),
+            Input::Checked(index, result) => {
+                if result == PieceCheck::Stored {
+                    self.shared.set(index);
+                }
+                self.core.handle_piece_checked(now, index, result);
+            }
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
-            Input::Finished(r) => self.core.handle_finished(r),
+            Input::Finished(r) => {
+                let ok = r.is_ok();
+                self.core.handle_finished(r);
+                if ok {
+                    let _ = self.save_resume();
+                }
+            }
         }
     }
 
@@ -512,8 +813,12 @@ impl Driver {
                 }
                 Action::Finish => {
                     let (storage, utx) = (self.storage.clone(), utx.clone());
+                    let picker = self.core.picker();
+                    let wanted: Vec<bool> = (0..storage.info().files.len())
+                        .map(|i| picker.file_priority(i).is_none_or(|p| p > 0))
+                        .collect();
                     tokio::task::spawn_blocking(move || {
-                        let r = storage.finish().map_err(|e| e.to_string());
+                        let r = storage.finish_files(&wanted).map_err(|e| e.to_string());
                         let _ = utx.send(Input::Finished(r));
                     });
                 }

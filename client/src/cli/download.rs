@@ -1,5 +1,5 @@
 //! `rivulet download TORRENT [-o DIR] [--peer ADDR]... [--listen ADDR] [--seed]
-//! [--timeout SECS] [--json]` and `rivulet seed TORRENT DIR [--listen ADDR]
+//! [--files LIST] [--sequential] [--timeout SECS] [--json]` and `rivulet seed TORRENT DIR [--listen ADDR]
 //! [--peer ADDR]... [--timeout SECS]`.
 
 use std::io::IsTerminal;
@@ -64,6 +64,48 @@ pub(crate) struct DownloadArgs {
     /// Message stream encryption.
     #[arg(long, value_enum, default_value = "enabled")]
     encryption: EncryptionArg,
+    /// Download only these files: indices as `rivulet info` lists them, e.g. `0,2-4`.
+    #[arg(long, value_name = "LIST")]
+    files: Option<String>,
+    /// Fetch pieces in order (for playing while downloading) instead of rarest first.
+    #[arg(long)]
+    sequential: bool,
+}
+
+/// Parses a file selection such as `0,2-4` into sorted, distinct indices below `count`.
+pub(crate) fn parse_file_list(list: &str, count: usize) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let num = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not a file index"))
+        };
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if a > b {
+            return Err(format!("{part:?}: the range is backwards"));
+        }
+        if b >= count {
+            return Err(format!(
+                "no file {b}: the torrent has {count} file{} (0 to {})",
+                if count == 1 { "" } else { "s" },
+                count.saturating_sub(1)
+            ));
+        }
+        out.extend(a..=b);
+    }
+    if out.is_empty() {
+        return Err("the file list is empty".into());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// Arguments of `rivulet seed`.
@@ -192,6 +234,20 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
                 .into(),
         ));
     }
+    // Indices count the files `rivulet info` lists: padding files are not listed.
+    let listed: Vec<usize> = (0..torrent.info.files.len())
+        .filter(|&i| !torrent.info.files[i].is_padding())
+        .collect();
+    let mut options = AddOptions::with_peers(a.peers.clone());
+    options.sequential = a.sequential;
+    if let Some(list) = &a.files {
+        let chosen = parse_file_list(list, listed.len())
+            .map_err(|e| CliError::BadInput(format!("--files: {e}")))?;
+        options.file_priorities = vec![0; torrent.info.files.len()];
+        for k in chosen {
+            options.file_priorities[listed[k]] = rivulet::picker::NORMAL;
+        }
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let start = Instant::now();
@@ -206,7 +262,7 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
             println!("listening on {addr}");
         }
         let handle = session
-            .add(&torrent, &a.output, AddOptions::with_peers(a.peers.clone()))
+            .add(&torrent, &a.output, options)
             .await
             .map_err(|e| CliError::Io(e.to_string()))?;
         let mut progress = Progress::new();
@@ -215,6 +271,8 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         let s = match result {
             Ok(s) => s,
             Err(s) => {
+                // Write the resume file: a restart checks nothing it lists.
+                handle.close().await;
                 let failed = if s.hash_failures > 0 {
                     format!("; {} pieces failed their hash check", s.hash_failures)
                 } else {
@@ -234,9 +292,27 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         if let Some(e) = s.error {
             return Err(CliError::Io(e));
         }
+        if !a.seed {
+            handle.close().await;
+        }
         let secs = start.elapsed().as_secs_f64();
         let rate = s.downloaded as f64 / secs.max(1e-3);
         let path = a.output.join(&torrent.info.name);
+        let files: Vec<serde_json::Value> = handle
+            .files()
+            .iter()
+            .filter(|f| !f.padding)
+            .enumerate()
+            .map(|(i, f)| {
+                serde_json::json!({
+                    "index": i,
+                    "path": f.path.display().to_string(),
+                    "length": f.length,
+                    "done": f.done,
+                    "selected": f.priority > 0,
+                })
+            })
+            .collect();
         if a.json {
             let v = serde_json::json!({
                 "complete": true,
@@ -248,6 +324,8 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
                 "seconds": secs,
                 "bytes_per_second": rate,
                 "hash_failures": s.hash_failures,
+                "fast_resumed": handle.fast_resumed(),
+                "files": files,
             });
             println!("{v}");
         } else {
@@ -262,9 +340,26 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
             eprintln!("seeding until the timeout or Ctrl-C");
             let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
             progress.done();
+            handle.close().await;
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_list;
+
+    #[test]
+    fn file_lists() {
+        assert_eq!(parse_file_list("0,2-4", 5), Ok(vec![0, 2, 3, 4]));
+        assert_eq!(parse_file_list(" 3 , 1-1,3", 5), Ok(vec![1, 3]));
+        assert!(parse_file_list("5", 5).unwrap_err().contains("no file 5"));
+        assert!(parse_file_list("3-1", 5).is_err());
+        assert!(parse_file_list("x", 5).is_err());
+        assert!(parse_file_list("", 5).is_err());
+        assert!(parse_file_list("-2", 5).is_err());
+    }
 }
 
 pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
@@ -293,6 +388,7 @@ pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
         let mut progress = Progress::new();
         let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
         progress.done();
+        handle.close().await;
         Ok(())
     })
 }

@@ -107,9 +107,9 @@ fn torrent_info(path: &PathBuf) -> Result<Output, CliError> {
         text.push_str(&format!("web seed:     {w}\n"));
     }
     text.push_str("files:\n");
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         text.push_str(&format!(
-            "  {:>12}  {}\n",
+            "  {i:>4}  {:>12}  {}\n",
             f.length,
             f.safe_path().display()
         ));
@@ -129,7 +129,8 @@ fn torrent_info(path: &PathBuf) -> Result<Output, CliError> {
         "creation_date": t.creation_date,
         "trackers": tiers,
         "web_seeds": t.web_seeds,
-        "files": files.iter().map(|f| json!({
+        "files": files.iter().enumerate().map(|(i, f)| json!({
+            "index": i,
             "path": f.safe_path().to_string_lossy(),
             "torrent_path": f.path,
             "length": f.length,

@@ -3,4 +3,5 @@
 mod cli;
 mod dht_cli;
 mod engine;
+mod storage;
 mod transfer;
