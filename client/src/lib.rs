@@ -8,12 +8,16 @@
 //!   endgame, bans; messages, time and disk results in, actions out.
 //! - [`torrent`] and [`session`]: the tokio driver that downloads and seeds a torrent
 //!   from a list of peer addresses and incoming connections (TCP, MSE per
-//!   [`Config::encryption`]); v1 and hybrid torrents.
+//!   [`Config::encryption`]); v1, hybrid and v2-only (BEP 52) torrents; file
+//!   priorities and selection, sequential mode.
+//! - [`reader`]: [`FileReader`], `AsyncRead + AsyncSeek` over a file of a torrent that
+//!   is still downloading (streaming).
+//! - [`resume`]: the fast-resume file, so a normal restart does not hash the data again
+//!   (a crash or any change to the files means a full check, which re-downloads
+//!   nothing that is good).
 //!
-//! Not yet: magnet links (ut_metadata), trackers, DHT, PEX, uTP, WebRTC, v2-only
-//! torrents on the wire (storage already checks v2 hashes), resume files (a restart
-//! re-hashes what is on disk and fetches only the bad pieces), rate limits, choking by
-//! rate (upload slots go to interested peers first come, first served).
+//! Not yet: magnet links (ut_metadata), trackers, DHT, PEX, uTP, WebRTC, rate limits,
+//! choking by rate (upload slots go to interested peers first come, first served).
 //!
 //! A seed and a leech in one process, on loopback:
 //!
@@ -38,6 +42,47 @@
 //! let download = leecher.add(&torrent, dst.path(), AddOptions::with_peers(peers)).await?;
 //! download.wait_complete().await?;
 //! assert_eq!(std::fs::read(dst.path().join("hello.txt"))?, b"hello, swarm".repeat(10_000));
+//! # Ok(()) }
+//! ```
+//!
+//! Stream one file: a [`FileReader`] waits for the pieces under its read position and
+//! asks for them (and a window ahead) before all others, here in a torrent whose files
+//! are all skipped, so only what is read is fetched:
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use metainfo::{Torrent, TorrentBuilder};
+//! use rivulet::{AddOptions, Config, Session};
+//! use tokio::io::{AsyncReadExt, AsyncSeekExt, SeekFrom};
+//!
+//! let (src, dst) = (tempfile::tempdir()?, tempfile::tempdir()?);
+//! let movie: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+//! std::fs::create_dir(src.path().join("show"))?;
+//! std::fs::write(src.path().join("show/movie.bin"), &movie)?;
+//! std::fs::write(src.path().join("show/extras.bin"), vec![1u8; 1_000_000])?;
+//! let made = TorrentBuilder::new(src.path().join("show")).build()?;
+//! let torrent = Torrent::from_bytes(made.bytes())?;
+//!
+//! let mut config = Config::default();
+//! config.listen = Some("127.0.0.1:0".parse()?);
+//! let seeder = Session::new(config).await?;
+//! let _seed = seeder.add(&torrent, src.path(), AddOptions::default()).await?;
+//!
+//! let leecher = Session::new(Config::default()).await?;
+//! let mut options = AddOptions::with_peers(vec![seeder.listen_addr().unwrap()]);
+//! options.file_priorities = vec![0; torrent.info.files.len()]; // skip everything
+//! let download = leecher.add(&torrent, dst.path(), options).await?;
+//!
+//! let index = torrent.info.files.iter().position(|f| f.path == ["movie.bin"]).unwrap();
+//! let mut reader = download.reader(index)?;
+//! reader.seek(SeekFrom::Start(2_000_000)).await?; // jump ahead, then play to the end
+//! let mut rest = Vec::new();
+//! reader.read_to_end(&mut rest).await?;
+//! assert_eq!(rest, movie[2_000_000..]);
+//! // Only the pieces read were fetched: extras.bin has nothing.
+//! let extras = torrent.info.files.iter().position(|f| f.path == ["extras.bin"]).unwrap();
+//! assert_eq!(download.files()[extras].done, 0);
 //! # Ok(()) }
 //! ```
 //!

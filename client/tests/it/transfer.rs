@@ -362,3 +362,24 @@ fn libtorrent_downloads_from_a_rivulet_seed() {
     lt.expect_line("DONE", Duration::from_secs(60));
     assert_same_content(src.path(), dst.path());
 }
+
+#[test]
+fn rivulet_downloads_a_v2_only_torrent_from_a_libtorrent_seed() {
+    libtorrent_seed_to_rivulet("v2", 1);
+}
+
+#[test]
+fn libtorrent_downloads_a_v2_only_torrent_from_a_rivulet_seed() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(src.path(), "v2");
+    let (_seed, port) = rivulet_seed(&torrent, src.path());
+    let (mut lt, _) = lt_peer(&python, "leech", &torrent, dst.path(), 1);
+    lt.send(&format!("connect {port}"));
+    lt.expect_line("DONE", Duration::from_secs(60));
+    assert_same_content(src.path(), dst.path());
+}
