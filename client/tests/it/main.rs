@@ -3,5 +3,6 @@
 mod cli;
 mod dht_cli;
 mod engine;
+mod faults;
 mod storage;
 mod transfer;
