@@ -17,6 +17,20 @@ use std::sync::Mutex;
 use metainfo::{Info, LayoutMode, PieceBitfield, PieceLayout, Verifier, merkle};
 use sha1::{Digest, Sha1};
 
+/// How files get their disk space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Allocation {
+    /// Files are sized at once but take disk blocks only as data is written (the
+    /// default): fast to start, but a full disk shows only when a write fails.
+    #[default]
+    Sparse,
+    /// Every wanted file's blocks are reserved when the torrent starts (`fallocate` on
+    /// Linux; elsewhere this is the same as sparse): a full disk shows at once, and the
+    /// files fragment less. Data already in the files is kept.
+    Full,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,6 +217,20 @@ impl Storage {
         Ok(())
     }
 
+    /// Reserves the disk blocks of every wanted file (`wanted` as in
+    /// [`finish_files`](Self::finish_files); padding files never) without touching data
+    /// already there; see [`Allocation::Full`].
+    pub fn preallocate(&self, wanted: &[bool]) -> Result<(), StorageError> {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.padding || slot.length == 0 || !wanted.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let len = slot.length;
+            self.with_file(slot, true, |f| allocate(f, len))?;
+        }
+        Ok(())
+    }
+
     /// Makes everything written so far durable (`fsync` of every open file). A resume
     /// file may list a piece only after this ran following the piece's write; any
     /// write-back cache must be written out here too.
@@ -338,6 +366,17 @@ pub fn check_piece(info: &Info, index: u32, data: &[u8]) -> bool {
         .is_some_and(|want| merkle::merkle_root(&leaves, width) == *want)
 }
 
+/// Reserves blocks for bytes `0..len` of `f`, keeping its data.
+#[cfg(target_os = "linux")]
+fn allocate(f: &mut File, len: u64) -> io::Result<()> {
+    rustix::fs::fallocate(&*f, rustix::fs::FallocateFlags::empty(), 0, len).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(_: &mut File, _: u64) -> io::Result<()> {
+    Ok(())
+}
+
 #[cfg(unix)]
 fn write_at(f: &mut File, data: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, data, offset)
@@ -467,6 +506,36 @@ mod tests {
         assert!(to.read_block(2, 32760, 50).is_err());
         assert!(to.read_block(99, 0, 1).is_err());
         assert!(to.write_piece(2, &data[1..]).is_err());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn full_preallocation_reserves_blocks_and_keeps_data() {
+        use std::os::unix::fs::MetadataExt;
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::V1, FILES);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path()).unwrap();
+        let data = from.read_block(1, 0, 32768).unwrap();
+        to.write_piece(1, &data).unwrap();
+        let b = dst.path().join("content/b.bin");
+        let sparse = std::fs::metadata(&b).unwrap().blocks() * 512;
+        assert!(sparse < 70_000, "{sparse}");
+        // Skip sub/z: it stays absent.
+        let wanted: Vec<bool> = t
+            .info
+            .files
+            .iter()
+            .map(|f| !f.path.ends_with(&["z".to_string()]))
+            .collect();
+        to.preallocate(&wanted).unwrap();
+        let full = std::fs::metadata(&b).unwrap().blocks() * 512;
+        assert!(full >= 70_000, "{full}");
+        assert_eq!(std::fs::metadata(&b).unwrap().len(), 70_000);
+        assert_eq!(to.read_block(1, 0, 32768).unwrap(), data);
+        assert!(!dst.path().join("content/sub/z").exists());
+        assert!(dst.path().join("content/sub/y").exists());
     }
 
     #[cfg(unix)]

@@ -34,7 +34,7 @@ use crate::picker::{NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
 use crate::resume;
 use crate::session::Config;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Allocation, Storage, StorageError};
 
 /// Why a torrent could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,9 @@ pub struct AddOptions {
     /// How often the resume file is written while pieces arrive (default 30 s); it is
     /// also written when the download completes and on [`TorrentHandle::close`].
     pub resume_interval: Option<Duration>,
+    /// Sparse files (the default) or disk space reserved at start for every wanted
+    /// file.
+    pub allocation: Allocation,
 }
 
 impl AddOptions {
@@ -414,6 +417,13 @@ pub(crate) async fn start(
         }
     }
     picker.set_sequential(options.sequential);
+    if options.allocation == Allocation::Full {
+        let wanted: Vec<bool> = priorities.iter().map(|&p| p > 0).collect();
+        let st = storage.clone();
+        tokio::task::spawn_blocking(move || st.preallocate(&wanted))
+            .await
+            .map_err(|_| TorrentError::Interrupted)??;
+    }
     let words = (info.piece_count() as usize).div_ceil(64);
     let shared = Arc::new(Shared {
         storage: storage.clone(),

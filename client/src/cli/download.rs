@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use handshake::EncryptionPolicy;
 use metainfo::Torrent;
+use rivulet::storage::Allocation;
 use rivulet::{AddOptions, Config, Session, Status, TorrentHandle};
 
 use super::{CliError, human_bytes};
@@ -70,6 +71,19 @@ pub(crate) struct DownloadArgs {
     /// Fetch pieces in order (for playing while downloading) instead of rarest first.
     #[arg(long)]
     sequential: bool,
+    /// Disk allocation: sparse files, or reserve the space of every selected file at
+    /// start (a full disk shows at once).
+    #[arg(long, value_enum, default_value = "sparse")]
+    allocation: AllocationArg,
+}
+
+/// How files get their disk space.
+#[derive(Clone, Copy, ValueEnum)]
+enum AllocationArg {
+    /// Blocks are taken as data arrives.
+    Sparse,
+    /// Blocks are reserved at start.
+    Full,
 }
 
 /// Parses a file selection such as `0,2-4` into sorted, distinct indices below `count`.
@@ -240,6 +254,10 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         .collect();
     let mut options = AddOptions::with_peers(a.peers.clone());
     options.sequential = a.sequential;
+    options.allocation = match a.allocation {
+        AllocationArg::Sparse => Allocation::Sparse,
+        AllocationArg::Full => Allocation::Full,
+    };
     if let Some(list) = &a.files {
         let chosen = parse_file_list(list, listed.len())
             .map_err(|e| CliError::BadInput(format!("--files: {e}")))?;

@@ -230,7 +230,7 @@ fn download_files_selects_by_the_indices_info_lists() {
     let (_seed, port) = seed(&torrent, root.path());
     let dst = root.path().join("dst");
     let o = download_cmd(&torrent, &dst, port)
-        .args(["--files", "1,3", "--sequential"])
+        .args(["--files", "1,3", "--sequential", "--allocation", "full"])
         .output()
         .unwrap();
     let v = result_json(&o);
