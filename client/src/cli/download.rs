@@ -364,22 +364,6 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_file_list;
-
-    #[test]
-    fn file_lists() {
-        assert_eq!(parse_file_list("0,2-4", 5), Ok(vec![0, 2, 3, 4]));
-        assert_eq!(parse_file_list(" 3 , 1-1,3", 5), Ok(vec![1, 3]));
-        assert!(parse_file_list("5", 5).unwrap_err().contains("no file 5"));
-        assert!(parse_file_list("3-1", 5).is_err());
-        assert!(parse_file_list("x", 5).is_err());
-        assert!(parse_file_list("", 5).is_err());
-        assert!(parse_file_list("-2", 5).is_err());
-    }
-}
-
 pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
     let torrent = load(&a.torrent.to_string_lossy())?;
     let rt = runtime()?;
@@ -409,4 +393,20 @@ pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
         handle.close().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_file_list;
+
+    #[test]
+    fn file_lists() {
+        assert_eq!(parse_file_list("0,2-4", 5), Ok(vec![0, 2, 3, 4]));
+        assert_eq!(parse_file_list(" 3 , 1-1,3", 5), Ok(vec![1, 3]));
+        assert!(parse_file_list("5", 5).unwrap_err().contains("no file 5"));
+        assert!(parse_file_list("3-1", 5).is_err());
+        assert!(parse_file_list("x", 5).is_err());
+        assert!(parse_file_list("", 5).is_err());
+        assert!(parse_file_list("-2", 5).is_err());
+    }
 }
