@@ -443,3 +443,82 @@ async fn a_v2_only_torrent_downloads_and_streams() {
     assert_eq!(s.hash_failures, 0);
     assert_eq!(s.downloaded, FILES.iter().map(|f| f.1 as u64).sum::<u64>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_resume_file_survives_a_crash_after_it_was_written() {
+    // A seed with the first half of every file's data: the leech stalls half done.
+    let src = tempfile::tempdir().unwrap();
+    let half = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let t = make(src.path(), Version::V1);
+    // The torrent's byte stream, in torrent order.
+    let stream: Vec<u8> = t
+        .info
+        .files
+        .iter()
+        .flat_map(|f| std::fs::read(src.path().join(f.safe_path())).unwrap())
+        .collect();
+    let cut = 16 * 32768;
+    for (name, _) in FILES {
+        let i = index(&t, name);
+        let off = t.info.files[i].offset as usize;
+        let len = t.info.files[i].length as usize;
+        let mut d = stream[off..off + len].to_vec();
+        for (k, b) in d.iter_mut().enumerate() {
+            if off + k >= cut {
+                *b = 0;
+            }
+        }
+        let p = half.path().join("data").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+    let (s0, s1) = (session().await, session().await);
+    let seed = s0
+        .add(&t, half.path(), AddOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(seed.status().pieces_have, 16);
+    let mut o = AddOptions::with_peers(vec![addr(&s0)]);
+    o.resume_interval = Some(Duration::from_millis(100));
+    let h = s1.add(&t, dst.path(), o).await.unwrap();
+    until(&h, |s| s.pieces_have == 16).await;
+    // Wait for the periodic write that lists all 16 pieces, then "crash" (abort
+    // without close: nothing more is written).
+    let resume = rivulet::resume::default_path(&dst.path().canonicalize().unwrap(), &t.info);
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Ok(have) =
+                rivulet::resume::load(&t.info, &dst.path().canonicalize().unwrap(), &resume)
+                && have.iter().filter(|h| **h).count() == 16
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a periodic resume write");
+    h.shutdown();
+    drop(h);
+    drop(seed);
+
+    // The restart trusts it, and a full seed completes the rest.
+    let s2 = session().await;
+    let _seed = s2.add(&t, src.path(), AddOptions::default()).await.unwrap();
+    let h = s1
+        .add(&t, dst.path(), AddOptions::with_peers(vec![addr(&s2)]))
+        .await
+        .unwrap();
+    assert!(h.fast_resumed());
+    assert_eq!(h.status().pieces_have, 16);
+    complete(&h).await;
+    assert_eq!(h.status().downloaded, stream.len() as u64 - cut as u64);
+    for (name, _) in FILES {
+        assert!(
+            std::fs::read(src.path().join("data").join(name)).unwrap()
+                == std::fs::read(dst.path().join("data").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
