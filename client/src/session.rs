@@ -10,7 +10,7 @@ use std::time::Duration;
 use handshake::{
     Config as HsConfig, EncryptionPolicy, Listener, Options, PeerId, Registrar, Reserved,
 };
-use metainfo::Torrent;
+use metainfo::{InfoHash, Torrent};
 
 use crate::torrent::{self, AddOptions, TorrentError, TorrentHandle};
 
@@ -123,10 +123,16 @@ impl Session {
         dir: impl AsRef<Path>,
         options: AddOptions,
     ) -> Result<TorrentHandle, TorrentError> {
-        let incoming = self
-            .registrar
-            .as_ref()
-            .map(|r| r.register(torrent.info_hash.wire_id(), 64));
+        let incoming = self.registrar.as_ref().map(|r| {
+            let rx = r.register(torrent.info_hash.wire_id(), 64);
+            match torrent.info_hash {
+                // Peers that know only the v2 hash reach a hybrid torrent too.
+                InfoHash::Hybrid(_, v2) => {
+                    torrent::merge_incoming(vec![rx, r.register(v2.truncated(), 64)], 64)
+                }
+                _ => rx,
+            }
+        });
         torrent::start(self.config, torrent, dir.as_ref(), options, incoming).await
     }
 }

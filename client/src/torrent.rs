@@ -842,6 +842,35 @@ impl Driver {
     }
 }
 
+/// One receiver of incoming connections fed by several registrations (a hybrid
+/// torrent is reachable under its v1 hash and its truncated v2 hash, BEP 52). The
+/// forwarding tasks end with their sources or when the receiver is dropped.
+pub(crate) fn merge_incoming(
+    sources: Vec<mpsc::Receiver<PeerConnection<TcpStream>>>,
+    capacity: usize,
+) -> mpsc::Receiver<PeerConnection<TcpStream>> {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    for mut src in sources {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    conn = src.recv() => match conn {
+                        Some(c) => {
+                            if tx.send(c).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+    }
+    rx
+}
+
 async fn recv_incoming(
     rx: &mut Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
 ) -> Option<PeerConnection<TcpStream>> {

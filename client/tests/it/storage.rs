@@ -522,3 +522,25 @@ async fn the_periodic_resume_file_survives_a_crash_after_it_was_written() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_torrent_is_reachable_under_its_truncated_v2_hash() {
+    let src = tempfile::tempdir().unwrap();
+    let t = make(src.path(), Version::Hybrid);
+    let s0 = session().await;
+    let _seed = s0.add(&t, src.path(), AddOptions::default()).await.unwrap();
+    let options = handshake::Options::new(handshake::Config::new(handshake::PeerId([9; 20])));
+    let v2 = t.info_hash.v2().unwrap().truncated();
+    let v1 = t.info_hash.v1().unwrap();
+    for h in [v1, v2] {
+        let c = handshake::connect_tcp(addr(&s0), &options, h, None).await;
+        assert!(c.is_ok(), "{h}: {:?}", c.err());
+    }
+    // An unknown hash is refused.
+    let other = metainfo::InfoHashV1([7; 20]);
+    assert!(
+        handshake::connect_tcp(addr(&s0), &options, other, None)
+            .await
+            .is_err()
+    );
+}
