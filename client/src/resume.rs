@@ -264,6 +264,30 @@ mod tests {
         Torrent::from_bytes(made.bytes()).unwrap()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bits_round_trip_and_any_bytes_are_rejected_without_panic(
+            bits in proptest::collection::vec(proptest::bool::ANY, 0..64),
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            let t = torrent(d.path());
+            let n = t.info.piece_count() as usize;
+            let have: Vec<bool> = (0..n).map(|i| bits.get(i).copied().unwrap_or(false)).collect();
+            let s = stamps(&t.info, d.path());
+            let bytes = encode(&t.info, &have, &s);
+            proptest::prop_assert_eq!(check(&t.info, &bytes, &s), Ok(have));
+            let _ = check(&t.info, &junk, &s);
+            // Any single flipped byte is caught or decodes to something consistent.
+            if !junk.is_empty() {
+                let mut b = bytes.clone();
+                let i = junk[0] as usize % b.len();
+                b[i] ^= junk[junk.len() - 1] | 1;
+                let _ = check(&t.info, &b, &s);
+            }
+        }
+    }
+
     #[test]
     fn round_trips_and_rejects_changes_corruption_and_other_torrents() {
         let d = tempfile::tempdir().unwrap();
