@@ -751,6 +751,50 @@ mod tests {
         assert_eq!(seed.core.status().uploaded, total as u64);
     }
 
+    fn run(seed: &mut Node, leech: &mut Node, now: Instant) {
+        for _ in 0..10_000 {
+            let x = step(seed, leech, now, false);
+            let y = step(leech, seed, now, false);
+            if !x && !y {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_windows_and_raising_priorities_change_what_is_fetched_and_completion() {
+        let total = 6 * PIECE as usize;
+        let mut seed = node(1, content(total), true, total);
+        let mut leech = node(2, vec![0; total], false, total);
+        let now = Instant::now();
+        // Skip the only file: nothing is wanted, the files are finished at once.
+        leech.core.set_file_priority(now, 0, 0);
+        assert!(matches!(leech.core.poll_action(), Some(Action::Finish)));
+        leech.core.handle_finished(Ok(()));
+        assert!(leech.core.status().complete);
+        connect(&mut leech, &mut seed, now);
+        run(&mut seed, &mut leech, now);
+        assert_eq!(leech.core.status().pieces_have, 0);
+        // A streaming window fetches exactly its pieces, and stays complete.
+        leech.core.set_windows(now, std::iter::once(2..4).collect());
+        run(&mut seed, &mut leech, now);
+        let s = leech.core.status();
+        assert_eq!((s.pieces_have, s.downloaded), (2, 2 * u64::from(PIECE)));
+        assert!(s.complete);
+        assert!(leech.core.picker().has(2) && leech.core.picker().has(3));
+        let (a, b) = (2 * PIECE as usize, 4 * PIECE as usize);
+        assert_eq!(leech.data[a..b], content(total)[a..b]);
+        // Raising the file: incomplete, then everything.
+        leech.core.set_windows(now, Vec::new());
+        leech.core.set_file_priority(now, 0, 4);
+        assert!(!leech.core.status().complete);
+        run(&mut seed, &mut leech, now);
+        let s = leech.core.status();
+        assert!(s.complete, "{s:?}");
+        assert_eq!(s.downloaded, total as u64);
+        assert_eq!(leech.data, content(total));
+    }
+
     #[test]
     fn a_lying_seed_is_banned() {
         let total = 3 * PIECE as usize;
