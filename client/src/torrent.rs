@@ -262,14 +262,22 @@ impl TorrentHandle {
     /// Sets the priority of file `file` (index as in the torrent's file list): 0 skips
     /// it (no piece only it needs is fetched, the file is not created unless a piece
     /// shared with a wanted file writes part of it), 1 low, 4 normal, 7 top. The
-    /// torrent is complete once every file with a priority above 0 is.
+    /// torrent is complete once every file with a priority above 0 is. Unknown and
+    /// padding files are ignored.
     pub fn set_file_priority(&self, file: usize, priority: Priority) {
         let mut p = self
             .shared
             .priorities
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = p.get_mut(file) {
+        let padding = self
+            .shared
+            .storage
+            .info()
+            .files
+            .get(file)
+            .is_some_and(|f| f.is_padding());
+        if let (Some(slot), false) = (p.get_mut(file), padding) {
             *slot = priority;
             let _ = self.cmd.send(TorrentCmd::Priority(file, priority));
         }
