@@ -79,6 +79,9 @@ pub enum Action {
     /// Every wanted piece is stored: complete the files (create empty ones, flush), then
     /// call [`TorrentCore::handle_finished`].
     Finish,
+    /// The peer asks for v2 merkle hashes (BEP 52): send `hashes` or `hash reject`
+    /// ([`crate::hashes::answer`]).
+    HashRequest(PeerKey, peer_wire::HashRequest),
 }
 
 /// The outcome of [`Action::CheckPiece`].
@@ -496,6 +499,13 @@ impl TorrentCore {
                     }
                 }
                 Event::Choked | Event::Unchoked => {}
+                Event::Other(Message::HashRequest(r)) => {
+                    // Flush first: the answer goes after what the state queued.
+                    while let Some(m) = p.state.poll_transmit() {
+                        self.actions.push_back(Action::Send(key, m));
+                    }
+                    self.actions.push_back(Action::HashRequest(key, r));
+                }
                 other => tracing::debug!(event = ?other, "ignored"),
             }
         }
@@ -709,6 +719,7 @@ mod tests {
                     a.core.handle_blocks_read(now, k, blocks);
                 }
                 Action::Finish => a.core.handle_finished(Ok(())),
+                Action::HashRequest(..) => {}
             }
         }
         any
@@ -911,6 +922,7 @@ mod tests {
                                 node.core.handle_blocks_read(now, k, blocks);
                             }
                             Action::Finish => self.nodes[i].core.handle_finished(Ok(())),
+                            Action::HashRequest(..) => {}
                         }
                     }
                     for (j, kj, msg) in out {

@@ -12,6 +12,8 @@
 //!   priorities and selection, sequential mode.
 //! - [`reader`]: [`FileReader`], `AsyncRead + AsyncSeek` over a file of a torrent that
 //!   is still downloading (streaming).
+//! - [`hashes`]: answers to BEP 52 hash requests, so peers without `piece layers` (from
+//!   a magnet link) can check the v2 pieces we send.
 //! - [`resume`]: the fast-resume file, so a normal restart does not hash the data again
 //!   (a crash or any change to the files means a full check, which re-downloads
 //!   nothing that is good).
@@ -100,6 +102,7 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod hashes;
 pub mod picker;
 pub mod reader;
 pub mod resume;

@@ -829,6 +829,21 @@ impl Driver {
                         let _ = utx.send(Input::Read(key, blocks));
                     });
                 }
+                Action::HashRequest(key, req) => {
+                    let reply = match crate::hashes::answer(self.storage.info(), &req) {
+                        Some(hashes) => Message::Hashes(peer_wire::Hashes {
+                            request: req,
+                            hashes: hashes.concat().into(),
+                        }),
+                        None => {
+                            debug!(peer = key, ?req, "rejecting a hash request");
+                            Message::HashReject(req)
+                        }
+                    };
+                    if let Some(io) = self.io.get_mut(&key) {
+                        reply.encode(&mut io.out);
+                    }
+                }
                 Action::Finish => {
                     let (storage, utx) = (self.storage.clone(), utx.clone());
                     let picker = self.core.picker();

@@ -6,7 +6,8 @@ usage: lt_peer.py seed|leech TORRENT SAVE_PATH ENC_POLICY
   ENC_POLICY: libtorrent's in/out_enc_policy (0 forced, 1 enabled, 2 disabled).
 Listens on 127.0.0.1 (DHT, LSD, UPnP, NAT-PMP off), prints "PORT <n>" and "READY" (a
 seed once it is seeding), then "DONE" when a leech has every piece. A line
-"connect <port>" on stdin makes it dial 127.0.0.1:<port>. Runs until stdin closes.
+"connect <port>" on stdin makes it dial 127.0.0.1:<port>; "status" prints "PIECES <n>",
+the number of pieces it has verified. Runs until stdin closes.
 Adapted from handshake/tests/it/lt_seed.py.
 """
 import sys
@@ -62,4 +63,6 @@ for line in sys.stdin:
     cmd = line.split()
     if cmd and cmd[0] == "connect":
         h.connect_peer(("127.0.0.1", int(cmd[1])))
+    elif cmd and cmd[0] == "status":
+        print("PIECES", h.status().num_pieces, flush=True)
 stop.set()

@@ -444,9 +444,8 @@ fn rivulet_downloads_libtorrent_made_v2_and_hybrid_torrents_from_a_libtorrent_se
 
 #[test]
 fn libtorrent_completes_a_v2_torrent_without_piece_layers_from_a_rivulet_seed() {
-    // A v2 torrent without its `piece layers` (what a magnet link yields). rivulet does
-    // not answer BEP 52 hash requests yet; libtorrent still completes, checking whole
-    // files against their `pieces root`.
+    // A v2 torrent without its `piece layers` (what a magnet link yields): libtorrent
+    // completes it from a rivulet seed (asking it for the hashes it lacks).
     let Some(python) = python() else {
         println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
         return;
@@ -473,4 +472,71 @@ fn libtorrent_completes_a_v2_torrent_without_piece_layers_from_a_rivulet_seed() 
     lt.send(&format!("connect {port}"));
     lt.expect_line("DONE", Duration::from_secs(60));
     assert_same_content(src.path(), dst.path());
+}
+
+#[test]
+fn libtorrent_checks_pieces_with_v2_hashes_a_rivulet_seed_sends() {
+    // The seed has half of a v2 file; libtorrent, lacking the piece layers, can check
+    // those pieces only with the hashes it asks the seed for (BEP 52 hash request ->
+    // hashes). Without them it would verify nothing until the whole file is there.
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let (src, half, dst) = (
+        root.path().join("src"),
+        root.path().join("half"),
+        root.path().join("dst"),
+    );
+    let data = noise(77, 64 * 32768 + 5000);
+    for (dir, cut) in [(&src, data.len()), (&half, 32 * 32768)] {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut d = data.clone();
+        d[cut..].fill(0);
+        std::fs::write(dir.join("movie.bin"), d).unwrap();
+    }
+    let torrent = root.path().join("t.torrent");
+    let o = Command::new(BIN)
+        .args(["create", "--piece-length", "32768", "--version", "v2"])
+        .arg(src.join("movie.bin"))
+        .arg("-o")
+        .arg(&torrent)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let stripped = root.path().join("no-layers.torrent");
+    let o = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, libtorrent as lt\n\
+             d = lt.bdecode(open(sys.argv[1], 'rb').read())\n\
+             del d[b'piece layers']\n\
+             open(sys.argv[2], 'wb').write(lt.bencode(d))",
+        ])
+        .arg(&torrent)
+        .arg(&stripped)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let (_seed, port) = rivulet_seed(&torrent, &half);
+    std::fs::create_dir_all(&dst).unwrap();
+    let (mut lt, _) = lt_peer(&python, "leech", &stripped, &dst, 1);
+    lt.send(&format!("connect {port}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        lt.send("status");
+        let n: u32 = lt
+            .expect_line("PIECES ", Duration::from_secs(10))
+            .parse()
+            .unwrap();
+        if n == 32 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "libtorrent verified {n} of the seed's 32 pieces"
+        );
+    }
 }
