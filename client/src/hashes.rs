@@ -44,8 +44,7 @@ pub fn answer(info: &Info, req: &HashRequest) -> Option<Vec<merkle::Hash256>> {
     );
     if base < known_height
         || base >= height
-        || length < 2
-        || length > MAX_HASHES
+        || !(2..=MAX_HASHES).contains(&length)
         || !length.is_power_of_two()
         || index % length as usize != 0
         || base.checked_add(proof)? > height
