@@ -15,7 +15,10 @@
 //! [`Action::CheckPiece`] hashes and stores a complete piece and answers with
 //! [`TorrentCore::handle_piece_checked`], [`Action::Read`] reads blocks for a peer's
 //! requests and answers with [`TorrentCore::handle_blocks_read`], [`Action::Finish`]
-//! completes the files and answers with [`TorrentCore::handle_finished`].
+//! completes the files and answers with [`TorrentCore::handle_finished`],
+//! [`Action::Connect`] asks to dial an address learned through PEX (BEP 11), limits
+//! permitting. Serving the info dictionary (BEP 9) and PEX live in `ext.rs`, the core
+//! only routes extension messages there.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -26,6 +29,8 @@ use peer_wire::{
     Bitfield, Block, BlockRequest, Event, ExtensionHandshake, Message, PeerConfig, PeerState,
 };
 
+use crate::ext::Extensions;
+use crate::pex::PexEntry;
 use crate::picker::{PeerKey, Picker, Priority};
 use crate::torrent::Status;
 
@@ -82,6 +87,8 @@ pub enum Action {
     /// The peer asks for v2 merkle hashes (BEP 52): send `hashes` or `hash reject`
     /// ([`crate::hashes::answer`]).
     HashRequest(PeerKey, peer_wire::HashRequest),
+    /// Dial this address (learned through PEX) if the connection limits allow.
+    Connect(SocketAddr),
 }
 
 /// The outcome of [`Action::CheckPiece`].
@@ -133,6 +140,7 @@ pub struct TorrentCore {
     complete: bool,
     error: Option<String>,
     actions: VecDeque<Action>,
+    ext: Extensions,
 }
 
 impl std::fmt::Debug for TorrentCore {
@@ -169,7 +177,14 @@ impl TorrentCore {
             complete,
             error: None,
             actions: VecDeque::new(),
+            ext: Extensions::new(),
         }
+    }
+
+    /// The torrent's raw info dictionary, served to peers that ask (BEP 9), and whether
+    /// the torrent is private (BEP 27: no PEX). Call before peers connect.
+    pub fn set_info(&mut self, info: bytes::Bytes, private: bool) {
+        self.ext.set_info(info, private);
     }
 
     /// The progress counters.
@@ -186,6 +201,7 @@ impl TorrentCore {
             hash_failures: self.hash_failures,
             complete: self.complete,
             error: self.error.clone(),
+            ..Status::default()
         }
     }
 
@@ -246,6 +262,7 @@ impl TorrentCore {
         self.peers
             .values()
             .filter_map(|p| p.state.poll_timeout())
+            .chain(self.ext.poll_timeout())
             .min()
     }
 
@@ -276,6 +293,7 @@ impl TorrentCore {
             hs.v = Some(concat!("rivulet ", env!("CARGO_PKG_VERSION")).to_string());
             hs.reqq = u32::try_from(cfg.max_incoming_requests).ok();
             hs.p = self.config.listen_port;
+            self.ext.advertise(&mut hs);
             state.send_extension_handshake(&hs);
         }
         state.send_availability(&self.picker.bitfield());
@@ -310,7 +328,7 @@ impl TorrentCore {
             self.drop_peer(key, e.to_string(), now);
             return;
         }
-        self.drain_events(key);
+        self.drain_events(key, now);
         self.after(key, now);
         if std::mem::take(&mut self.slot_freed) {
             // An upload slot is free: a waiting peer may take it.
@@ -337,9 +355,42 @@ impl TorrentCore {
                     self.drop_peer(key, e.to_string(), now);
                     continue;
                 }
-                self.drain_events(key);
+                self.drain_events(key, now);
                 self.after(key, now);
             }
+        }
+        self.poll_pex(now);
+    }
+
+    /// Queues the PEX messages due at `now`.
+    fn poll_pex(&mut self, now: Instant) {
+        if self.ext.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        let connected: Vec<PexEntry> = self
+            .peers
+            .iter()
+            .filter_map(|(&key, p)| {
+                let addr = p.listen_addr?;
+                let mut flags = 0;
+                if p.state.peer_pieces().is_full() {
+                    flags |= peer_wire::PexFlags::SEED;
+                }
+                if p.outgoing {
+                    flags |= peer_wire::PexFlags::REACHABLE;
+                }
+                Some(PexEntry {
+                    key,
+                    addr,
+                    flags: peer_wire::PexFlags(flags),
+                })
+            })
+            .collect();
+        for (key, msg) in self.ext.poll_pex(now, &connected) {
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.state.send(msg);
+            }
+            self.flush(key);
         }
     }
 
@@ -437,6 +488,7 @@ impl TorrentCore {
         let Some(p) = self.peers.remove(&key) else {
             return;
         };
+        self.ext.handle_disconnect(key);
         self.picker.remove_peer(key, &p.counted);
         if self.by_id.get(&p.peer_id) == Some(&key) {
             self.by_id.remove(&p.peer_id);
@@ -448,7 +500,7 @@ impl TorrentCore {
         self.after_all(now);
     }
 
-    fn drain_events(&mut self, key: PeerKey) {
+    fn drain_events(&mut self, key: PeerKey, now: Instant) {
         loop {
             let Some(p) = self.peers.get_mut(&key) else {
                 return;
@@ -496,6 +548,22 @@ impl TorrentCore {
                         && port != 0
                     {
                         p.listen_addr = Some(SocketAddr::new(a.ip(), port));
+                    }
+                    self.ext.handle_handshake(now, key, &hs);
+                }
+                Event::Extended { id, payload } => {
+                    let out = self.ext.handle_message(now, key, id, &payload);
+                    if let Some(e) = out.error {
+                        self.drop_peer(key, e, now);
+                        return;
+                    }
+                    if let Some(m) = out.reply {
+                        p.state.send(m);
+                    }
+                    for addr in out.dial {
+                        if self.should_dial(addr) {
+                            self.actions.push_back(Action::Connect(addr));
+                        }
                     }
                 }
                 Event::Choked | Event::Unchoked => {}
@@ -720,6 +788,7 @@ mod tests {
                 }
                 Action::Finish => a.core.handle_finished(Ok(())),
                 Action::HashRequest(..) => {}
+                Action::Connect(_) => {}
             }
         }
         any
@@ -923,6 +992,7 @@ mod tests {
                             }
                             Action::Finish => self.nodes[i].core.handle_finished(Ok(())),
                             Action::HashRequest(..) => {}
+                            Action::Connect(_) => {}
                         }
                     }
                     for (j, kj, msg) in out {

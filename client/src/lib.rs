@@ -17,9 +17,14 @@
 //! - [`resume`]: the fast-resume file, so a normal restart does not hash the data again
 //!   (a crash or any change to the files means a full check, which re-downloads
 //!   nothing that is good).
+//! - [`source`]: what a torrent is added from ([`TorrentSource`]: a .torrent, a magnet
+//!   link, a bare v1 or v2 info hash). Without metadata, [`metadata`] fetches the info
+//!   dictionary from peers (BEP 9 over BEP 10) and checks it against the hash; every
+//!   torrent with metadata serves it to others.
+//! - [`pex`]: peer exchange (BEP 11) both ways, off on private torrents.
 //!
-//! Not yet: magnet links (ut_metadata), trackers, DHT, PEX, uTP, WebRTC, rate limits,
-//! choking by rate (upload slots go to interested peers first come, first served).
+//! Not yet: trackers, DHT, uTP, WebRTC, rate limits, choking by rate (upload slots go
+//! to interested peers first come, first served).
 //!
 //! A seed and a leech in one process, on loopback:
 //!
@@ -88,6 +93,38 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Download by info hash into a directory: the metadata comes from the peers first
+//! ([`Phase::Metadata`]), then the pieces.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use metainfo::{Torrent, TorrentBuilder};
+//! # let src = tempfile::tempdir()?;
+//! # std::fs::write(src.path().join("hello.txt"), b"hello, swarm".repeat(10_000))?;
+//! # let torrent = Torrent::from_bytes(TorrentBuilder::new(src.path().join("hello.txt")).build()?.bytes())?;
+//! # let mut config = rivulet::Config::default();
+//! # config.listen = Some("127.0.0.1:0".parse()?);
+//! # let seeder = rivulet::Session::new(config).await?;
+//! # let _seed = seeder.add(&torrent, src.path(), rivulet::AddOptions::default()).await?;
+//! # let seed_addr = seeder.listen_addr().unwrap();
+//! # let info_hash = torrent.info_hash;
+//! use rivulet::{AddOptions, Config, Session, TorrentSource};
+//!
+//! // `info_hash` is a metainfo::InfoHash; a magnet link or a typed string works too:
+//! // TorrentSource::parse("magnet:?xt=urn:btih:...")?.
+//! let dir = tempfile::tempdir()?;
+//! let session = Session::new(Config::default()).await?;
+//! let handle = session
+//!     .add(info_hash, dir.path(), AddOptions::with_peers(vec![seed_addr]))
+//!     .await?;
+//! handle.wait_complete().await?;
+//! let name = handle.info().expect("fetched before completing").name.clone();
+//! assert_eq!(std::fs::read(dir.path().join(name))?, b"hello, swarm".repeat(10_000));
+//! # let _ = TorrentSource::from(info_hash);
+//! # Ok(()) }
+//! ```
+//!
 //! The picker on its own:
 //!
 //! ```
@@ -102,14 +139,20 @@
 #![warn(missing_docs)]
 
 pub mod core;
+mod ext;
+mod fetch;
 pub mod hashes;
+pub mod metadata;
+pub mod pex;
 pub mod picker;
 pub mod reader;
 pub mod resume;
 pub mod session;
+pub mod source;
 pub mod storage;
 pub mod torrent;
 
 pub use reader::FileReader;
 pub use session::{Config, Session};
-pub use torrent::{AddOptions, FileStatus, Resume, Status, TorrentError, TorrentHandle};
+pub use source::{SourceError, TorrentSource};
+pub use torrent::{AddOptions, FileStatus, Phase, Resume, Status, TorrentError, TorrentHandle};

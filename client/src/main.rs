@@ -21,7 +21,7 @@ enum Command {
     Create(cli::create::CreateArgs),
     /// Show what a .torrent file or magnet link describes.
     Info(cli::info::InfoArgs),
-    /// Download a torrent from the given peers (trackers, DHT and magnets: not yet).
+    /// Download a torrent (.torrent, magnet link or info hash) from the given peers.
     Download(cli::download::DownloadArgs),
     /// Serve a torrent's data from a directory.
     Seed(cli::download::SeedArgs),

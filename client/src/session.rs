@@ -10,8 +10,10 @@ use std::time::Duration;
 use handshake::{
     Config as HsConfig, EncryptionPolicy, Listener, Options, PeerId, Registrar, Reserved,
 };
-use metainfo::{InfoHash, Torrent};
+use metainfo::InfoHash;
 
+use crate::metadata::MetadataConfig;
+use crate::source::TorrentSource;
 use crate::torrent::{self, AddOptions, TorrentError, TorrentHandle};
 
 /// Session settings. Every default is documented on its field.
@@ -37,6 +39,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// How often unconnected peer addresses are dialed again (default 3 s).
     pub reconnect_interval: Duration,
+    /// Limits of fetching metadata for magnet links and bare info hashes (BEP 9;
+    /// default: info dictionaries up to 16 MiB, see [`MetadataConfig`]).
+    pub metadata: MetadataConfig,
 }
 
 impl Default for Config {
@@ -50,6 +55,7 @@ impl Default for Config {
             max_outstanding: 128,
             handshake_timeout: Duration::from_secs(10),
             reconnect_interval: Duration::from_secs(3),
+            metadata: MetadataConfig::default(),
         }
     }
 }
@@ -114,18 +120,28 @@ impl Session {
         &self.config
     }
 
-    /// Adds a torrent whose data lives (or will live) under `dir`: checks existing data,
-    /// then downloads what is missing from the given peers and whoever connects, and
-    /// serves what it has.
+    /// Adds a torrent whose data lives (or will live) under `dir`, from a .torrent
+    /// (`&Torrent` or [`Torrent`](metainfo::Torrent)), a
+    /// [`MagnetLink`](magnet::MagnetLink) or a bare [`InfoHash`]
+    /// (see [`TorrentSource`]).
+    ///
+    /// With the metadata known, it checks existing data before returning, then
+    /// downloads what is missing from the given peers and whoever connects, and serves
+    /// what it has. For a magnet link or a hash it returns at once: the torrent starts
+    /// in [`Phase::Metadata`](crate::torrent::Phase::Metadata), fetching the info
+    /// dictionary from peers (the link's `x.pe`, `options.peers`,
+    /// [`TorrentHandle::add_peer`], incoming ones; BEP 9), then checks and downloads.
     pub async fn add(
         &self,
-        torrent: &Torrent,
+        source: impl Into<TorrentSource>,
         dir: impl AsRef<Path>,
         options: AddOptions,
     ) -> Result<TorrentHandle, TorrentError> {
+        let source = source.into();
         let incoming = self.registrar.as_ref().map(|r| {
-            let rx = r.register(torrent.info_hash.wire_id(), 64);
-            match torrent.info_hash {
+            let hash = source.info_hash();
+            let rx = r.register(hash.wire_id(), 64);
+            match hash {
                 // Peers that know only the v2 hash reach a hybrid torrent too.
                 InfoHash::Hybrid(_, v2) => {
                     torrent::merge_incoming(vec![rx, r.register(v2.truncated(), 64)], 64)
@@ -133,7 +149,18 @@ impl Session {
                 _ => rx,
             }
         });
-        torrent::start(self.config, torrent, dir.as_ref(), options, incoming).await
+        match source.torrent() {
+            Some(torrent) => {
+                torrent::start(self.config, torrent, dir.as_ref(), options, incoming).await
+            }
+            None => Ok(crate::fetch::start(
+                self.config,
+                &source,
+                dir.as_ref().to_path_buf(),
+                options,
+                incoming,
+            )),
+        }
     }
 }
 

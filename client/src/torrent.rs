@@ -16,12 +16,12 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use handshake::{Options, PeerConnection, connect_tcp};
-use metainfo::{InfoHashV1, LayoutMode, Torrent};
+use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, Decoder, Message, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -52,6 +52,9 @@ pub enum TorrentError {
     /// The file index does not exist in this torrent (or is a padding file).
     #[error("no file {0} in this torrent")]
     NoSuchFile(usize),
+    /// The torrent's metadata is still being fetched (a magnet link or bare hash).
+    #[error("the metadata is not known yet")]
+    NoMetadata,
 }
 
 /// A snapshot of a torrent's progress.
@@ -78,6 +81,25 @@ pub struct Status {
     pub complete: bool,
     /// The torrent stopped on a storage error (the message), if it did.
     pub error: Option<String>,
+    /// What the torrent is doing: fetching metadata, checking, transferring.
+    pub phase: Phase,
+    /// While fetching metadata: pieces of it received and in total (0 while its size
+    /// is unknown).
+    pub metadata_pieces: (u32, u32),
+}
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Fetching the info dictionary from peers (a magnet link or bare info hash;
+    /// BEP 9).
+    Metadata,
+    /// Checking the data already on disk.
+    Checking,
+    /// Downloading and/or seeding pieces ([`Status::complete`] says which).
+    #[default]
+    Transfer,
 }
 
 /// Where a torrent's fast-resume file lives (see [`crate::resume`]).
@@ -180,11 +202,14 @@ impl Shared {
 /// A running torrent. Dropping it stops the torrent and closes its connections
 /// ([`close`](Self::close) also writes the resume file first).
 pub struct TorrentHandle {
-    info_hash: InfoHashV1,
-    status: watch::Receiver<Status>,
-    cmd: mpsc::UnboundedSender<TorrentCmd>,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) status: watch::Receiver<Status>,
+    pub(crate) cmd: mpsc::UnboundedSender<TorrentCmd>,
+    /// Set once the metadata is known: at once for a .torrent, after the metadata
+    /// phase for a magnet link or a bare hash.
+    pub(crate) shared: Arc<OnceLock<Arc<Shared>>>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+    pub(crate) trackers: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for TorrentCmd {
@@ -208,6 +233,23 @@ impl std::fmt::Debug for TorrentHandle {
 }
 
 impl TorrentHandle {
+    /// The info hash(es) the torrent was added by.
+    pub fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
+
+    /// The info dictionary, once known: at once for a .torrent, after the metadata
+    /// phase ([`Phase::Metadata`]) for a magnet link or a bare info hash.
+    pub fn info(&self) -> Option<&Info> {
+        self.shared.get().map(|s| s.storage.info())
+    }
+
+    /// Tracker tiers from the source (the torrent's announce list, a magnet link's
+    /// `tr`), for whoever announces the torrent.
+    pub fn trackers(&self) -> &[Vec<String>] {
+        &self.trackers
+    }
+
     /// The current status (published after every event the torrent handles).
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -264,14 +306,16 @@ impl TorrentHandle {
     /// shared with a wanted file writes part of it), 1 low, 4 normal, 7 top. The
     /// torrent is complete once every file with a priority above 0 is. Unknown and
     /// padding files are ignored.
+    ///
+    /// Before the metadata of a magnet link is known, the priority is kept and applied
+    /// when it arrives.
     pub fn set_file_priority(&self, file: usize, priority: Priority) {
-        let mut p = self
-            .shared
-            .priorities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let padding = self
-            .shared
+        let Some(shared) = self.shared.get() else {
+            let _ = self.cmd.send(TorrentCmd::Priority(file, priority));
+            return;
+        };
+        let mut p = shared.priorities.lock().unwrap_or_else(|e| e.into_inner());
+        let padding = shared
             .storage
             .info()
             .files
@@ -288,13 +332,16 @@ impl TorrentHandle {
         let _ = self.cmd.send(TorrentCmd::Sequential(on));
     }
 
-    /// Every file's length, verified bytes and priority, in torrent order.
+    /// Every file's length, verified bytes and priority, in torrent order (none while
+    /// the metadata is not known).
     pub fn files(&self) -> Vec<FileStatus> {
-        let storage = &self.shared.storage;
+        let Some(shared) = self.shared.get() else {
+            return Vec::new();
+        };
+        let storage = &shared.storage;
         let layout = storage.layout();
         let pl = layout.piece_length();
-        let prio = self
-            .shared
+        let prio = shared
             .priorities
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -309,7 +356,7 @@ impl TorrentHandle {
                 let end = start + f.length;
                 let done = layout
                     .file_pieces(i)
-                    .filter(|&p| self.shared.has(p))
+                    .filter(|&p| shared.has(p))
                     .map(|p| {
                         let ps = u64::from(p) * pl;
                         let pe = ps + layout.piece_len(p);
@@ -329,22 +376,24 @@ impl TorrentHandle {
 
     /// Whether the start trusted the fast-resume file instead of checking the data.
     pub fn fast_resumed(&self) -> bool {
-        self.shared.fast_resumed
+        self.shared.get().is_some_and(|s| s.fast_resumed)
     }
 
     /// An async reader (`AsyncRead + AsyncSeek`) over file `file` of the torrent. It
     /// returns only verified data: a read waits for the piece under the read position,
     /// and asks for it and the pieces just ahead before all others (a streaming
     /// window, which also fetches pieces of a skipped file). See [`FileReader`].
+    /// Fails with [`TorrentError::NoMetadata`] while the metadata is not known.
     pub fn reader(&self, file: usize) -> Result<FileReader, TorrentError> {
-        let info = self.shared.storage.info();
+        let shared = self.shared.get().ok_or(TorrentError::NoMetadata)?;
+        let info = shared.storage.info();
         match info.files.get(file) {
             Some(f) if !f.is_padding() => {}
             _ => return Err(TorrentError::NoSuchFile(file)),
         }
-        let id = self.shared.next_reader.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_reader.fetch_add(1, Ordering::Relaxed);
         Ok(FileReader::new(
-            self.shared.clone(),
+            shared.clone(),
             self.cmd.clone(),
             self.status.clone(),
             id,
@@ -380,7 +429,43 @@ pub(crate) async fn start(
     options: AddOptions,
     incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
 ) -> Result<TorrentHandle, TorrentError> {
-    let info = &torrent.info;
+    let (status_tx, status_rx) = watch::channel(Status {
+        phase: Phase::Checking,
+        ..Status::default()
+    });
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let driver = prepare(
+        config,
+        &torrent.info,
+        torrent.info_hash,
+        dir,
+        options,
+        status_tx,
+    )
+    .await?;
+    let shared = Arc::new(OnceLock::from(driver.shared.clone()));
+    let task = tokio::spawn(driver.run(incoming, cmd_rx));
+    Ok(TorrentHandle {
+        info_hash: torrent.info_hash,
+        status: status_rx,
+        cmd: cmd_tx,
+        shared,
+        task,
+        trackers: torrent.announce_tiers(),
+    })
+}
+
+/// Checks what is on disk under `dir` (or trusts the resume file) and sets up the
+/// driver that downloads what is missing and serves what it has, publishing on
+/// `status`; run it with [`Driver::run`]. `info_hash` names the swarm on the wire.
+pub(crate) async fn prepare(
+    config: Config,
+    info: &Info,
+    info_hash: InfoHash,
+    dir: &std::path::Path,
+    options: AddOptions,
+    status: watch::Sender<Status>,
+) -> Result<Driver, TorrentError> {
     let piece_len = u32::try_from(info.piece_length)
         .map_err(|_| TorrentError::Unsupported("pieces of 4 GiB or more"))?;
     let storage = Arc::new(Storage::new(info, dir)?);
@@ -452,7 +537,7 @@ pub(crate) async fn start(
     };
     let mut peer_config = PeerConfig::new(info.piece_count(), piece_len, wire_len);
     peer_config.max_outgoing_requests = config.max_outstanding;
-    let core = TorrentCore::new(
+    let mut core = TorrentCore::new(
         CoreConfig {
             peer_id: config.peer_id,
             reserved: config.reserved(),
@@ -463,38 +548,33 @@ pub(crate) async fn start(
         peer_config,
         picker,
     );
-    let (status_tx, status_rx) = watch::channel(core.status());
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let info_hash = torrent.info_hash.wire_id();
+    core.set_info(Bytes::copy_from_slice(info.raw()), info.private);
+    // The check is done: the handle shows what is there from now on.
+    status.send_replace(core.status());
+    let info_hash = info_hash.wire_id();
+    let mut known = options.peers;
+    known.truncate(MAX_KNOWN);
     let resume_interval = options
         .resume_interval
         .unwrap_or(Duration::from_secs(30))
         .max(Duration::from_millis(100));
     let saved = core.picker().have_count();
-    let driver = Driver {
+    Ok(Driver {
         core,
         config,
         info_hash,
         storage,
-        shared: shared.clone(),
-        status: status_tx,
+        shared,
+        status,
         io: HashMap::new(),
         tasks: JoinSet::new(),
         dialing: HashSet::new(),
-        known: options.peers,
+        known,
         windows: BTreeMap::new(),
         resume_path,
         resume_interval,
         saved,
         save_lock: Arc::new(Mutex::new(())),
-    };
-    let task = tokio::spawn(driver.run(incoming, cmd_rx));
-    Ok(TorrentHandle {
-        info_hash,
-        status: status_rx,
-        cmd: cmd_tx,
-        shared,
-        task,
     })
 }
 
@@ -505,12 +585,12 @@ struct PeerIo {
     out: BytesMut,
 }
 
-struct Driver {
+pub(crate) struct Driver {
     core: TorrentCore,
     config: Config,
     info_hash: InfoHashV1,
     storage: Arc<Storage>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     status: watch::Sender<Status>,
     io: HashMap<PeerKey, PeerIo>,
     tasks: JoinSet<()>,
@@ -529,8 +609,11 @@ struct Driver {
 /// How many decoded messages may wait for the torrent task before readers pause.
 const INPUT_QUEUE: usize = 1024;
 
+/// Peer addresses remembered for dialing at most (given, added, learned through PEX).
+pub(crate) const MAX_KNOWN: usize = 1000;
+
 impl Driver {
-    async fn run(
+    pub(crate) async fn run(
         mut self,
         mut incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
         mut cmds: mpsc::UnboundedReceiver<TorrentCmd>,
@@ -566,9 +649,7 @@ impl Driver {
                 },
                 cmd = cmds.recv() => match cmd {
                     Some(TorrentCmd::AddPeer(addr)) => {
-                        if !self.known.contains(&addr) {
-                            self.known.push(addr);
-                        }
+                        self.remember(addr);
                         self.dial(&utx);
                     }
                     Some(TorrentCmd::Priority(file, prio)) => {
@@ -625,6 +706,12 @@ impl Driver {
                 Err(e) => warn!(error = %e, "writing the resume file failed"),
             }
         }))
+    }
+
+    fn remember(&mut self, addr: SocketAddr) {
+        if !self.known.contains(&addr) && self.known.len() < MAX_KNOWN {
+            self.known.push(addr);
+        }
     }
 
     fn publish(&self) {
@@ -854,6 +941,11 @@ impl Driver {
                         let r = storage.finish_files(&wanted).map_err(|e| e.to_string());
                         let _ = utx.send(Input::Finished(r));
                     });
+                }
+                Action::Connect(addr) => {
+                    debug!(%addr, "learned through PEX");
+                    self.remember(addr);
+                    self.dial(utx);
                 }
             }
         }

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use handshake::EncryptionPolicy;
 use metainfo::Torrent;
 use rivulet::storage::Allocation;
-use rivulet::{AddOptions, Config, Session, Status, TorrentHandle};
+use rivulet::{AddOptions, Config, Phase, Session, Status, TorrentHandle, TorrentSource};
 
 use super::{CliError, human_bytes};
 
@@ -42,7 +42,8 @@ impl From<EncryptionArg> for EncryptionPolicy {
 /// Arguments of `rivulet download`.
 #[derive(Args)]
 pub(crate) struct DownloadArgs {
-    /// The .torrent file (magnet links are not supported yet).
+    /// A .torrent file, a magnet link, or an info hash (40 hex or 32 base32
+    /// characters for v1, 64 hex for v2).
     torrent: String,
     /// The download directory.
     #[arg(short, long, default_value = ".")]
@@ -153,7 +154,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 fn load(source: &str) -> Result<Torrent, CliError> {
     if source.starts_with("magnet:") {
         return Err(CliError::BadInput(
-            "magnet links are not yet supported: give a .torrent file".into(),
+            "seeding needs the .torrent file, not a magnet link".into(),
         ));
     }
     Torrent::from_file(source).map_err(|e| CliError::BadInput(format!("{source}: {e}")))
@@ -187,6 +188,20 @@ impl Progress {
         } else {
             s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64
         };
+        if s.phase == Phase::Metadata {
+            let (have, total) = s.metadata_pieces;
+            let text = format!(
+                "[{:>4}s] fetching metadata: {have}/{total} pieces  peers {}",
+                now.duration_since(self.start).as_secs(),
+                s.peers
+            );
+            if self.tty {
+                eprint!("\r{text}\x1b[K");
+            } else {
+                eprintln!("{text}");
+            }
+            return;
+        }
         let text = format!(
             "[{:>4}s] {pct:5.1}% {} / {}  down {}/s  up {}/s  peers {}",
             now.duration_since(self.start).as_secs(),
@@ -241,17 +256,13 @@ async fn watch_until(
 }
 
 pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
-    let torrent = load(&a.torrent)?;
-    if a.peers.is_empty() && a.listen.is_none() {
+    let source = TorrentSource::parse(&a.torrent).map_err(|e| CliError::BadInput(e.to_string()))?;
+    if a.peers.is_empty() && a.listen.is_none() && source.peers().is_empty() {
         return Err(CliError::BadInput(
             "trackers and the DHT are not yet supported: give --peer ADDR (or --listen ADDR)"
                 .into(),
         ));
     }
-    // Indices count the files `rivulet info` lists: padding files are not listed.
-    let listed: Vec<usize> = (0..torrent.info.files.len())
-        .filter(|&i| !torrent.info.files[i].is_padding())
-        .collect();
     let mut options = AddOptions::with_peers(a.peers.clone());
     options.sequential = a.sequential;
     options.allocation = match a.allocation {
@@ -259,6 +270,16 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         AllocationArg::Full => Allocation::Full,
     };
     if let Some(list) = &a.files {
+        let Some(torrent) = source.torrent() else {
+            return Err(CliError::BadInput(
+                "--files needs the .torrent: a magnet link's file list comes with its metadata"
+                    .into(),
+            ));
+        };
+        // Indices count the files `rivulet info` lists: padding files are not listed.
+        let listed: Vec<usize> = (0..torrent.info.files.len())
+            .filter(|&i| !torrent.info.files[i].is_padding())
+            .collect();
         let chosen = parse_file_list(list, listed.len())
             .map_err(|e| CliError::BadInput(format!("--files: {e}")))?;
         options.file_priorities = vec![0; torrent.info.files.len()];
@@ -280,14 +301,23 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
             println!("listening on {addr}");
         }
         let handle = session
-            .add(&torrent, &a.output, options)
+            .add(source, &a.output, options)
             .await
             .map_err(|e| CliError::Io(e.to_string()))?;
         let mut progress = Progress::new();
         let result = watch_until(&handle, deadline, &mut progress, |s| s.complete).await;
         progress.done();
+        let name = handle.info().map(|i| i.name.clone()).unwrap_or_default();
         let s = match result {
             Ok(s) => s,
+            Err(s) if s.phase == Phase::Metadata => {
+                let (have, total) = s.metadata_pieces;
+                return Err(CliError::Timeout(format!(
+                    "gave up after {} s fetching the metadata: {have} of {total} pieces from {} peers",
+                    start.elapsed().as_secs(),
+                    s.peers
+                )));
+            }
             Err(s) => {
                 // Write the resume file: a restart checks nothing it lists.
                 handle.close().await;
@@ -315,7 +345,7 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         }
         let secs = start.elapsed().as_secs_f64();
         let rate = s.downloaded as f64 / secs.max(1e-3);
-        let path = a.output.join(&torrent.info.name);
+        let path = a.output.join(&name);
         let files: Vec<serde_json::Value> = handle
             .files()
             .iter()
@@ -334,7 +364,7 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
         if a.json {
             let v = serde_json::json!({
                 "complete": true,
-                "name": torrent.info.name,
+                "name": name,
                 "path": path.display().to_string(),
                 "bytes": s.wanted_bytes,
                 "downloaded": s.downloaded,

@@ -4,5 +4,6 @@ mod cli;
 mod dht_cli;
 mod engine;
 mod faults;
+mod magnet;
 mod storage;
 mod transfer;

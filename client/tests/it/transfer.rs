@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
 fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -36,7 +36,7 @@ const FILES: &[(&str, usize)] = &[
 ];
 
 /// Writes `root/content/...` and a torrent for it; returns the torrent path.
-fn make_torrent(root: &Path, version: &str) -> PathBuf {
+pub(crate) fn make_torrent(root: &Path, version: &str) -> PathBuf {
     let content = root.join("content");
     for (i, (name, len)) in FILES.iter().enumerate() {
         let p = content.join(name);
@@ -55,7 +55,7 @@ fn make_torrent(root: &Path, version: &str) -> PathBuf {
     torrent
 }
 
-fn assert_same_content(src: &Path, dst: &Path) {
+pub(crate) fn assert_same_content(src: &Path, dst: &Path) {
     for (name, _) in FILES {
         let a = std::fs::read(src.join("content").join(name)).unwrap();
         let b =
@@ -67,14 +67,14 @@ fn assert_same_content(src: &Path, dst: &Path) {
 }
 
 /// A child process, killed on drop.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -100,7 +100,7 @@ impl Proc {
     }
 
     /// Waits for a stdout line starting with `prefix`; returns the rest.
-    fn expect_line(&self, prefix: &str, timeout: Duration) -> String {
+    pub(crate) fn expect_line(&self, prefix: &str, timeout: Duration) -> String {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -112,7 +112,7 @@ impl Proc {
         }
     }
 
-    fn send(&mut self, line: &str) {
+    pub(crate) fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
@@ -128,7 +128,7 @@ impl Drop for Proc {
 }
 
 /// `rivulet seed` on an ephemeral loopback port; returns it and the port.
-fn rivulet_seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
+pub(crate) fn rivulet_seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
     let p = Proc::spawn(Command::new(BIN).arg("seed").arg(torrent).arg(dir).args([
         "--listen",
         "127.0.0.1:0",
@@ -153,7 +153,7 @@ fn download(torrent: &Path, dir: &Path, port: u16, timeout: u32) -> Output {
         .unwrap()
 }
 
-fn result_json(o: &Output) -> serde_json::Value {
+pub(crate) fn result_json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{o:?}");
     let s = String::from_utf8_lossy(&o.stdout);
     let line = s.lines().find(|l| l.starts_with('{')).expect("a JSON line");
@@ -261,7 +261,7 @@ fn an_unreachable_peer_times_out_with_exit_4() {
 
 // ---- libtorrent ----
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let candidates = std::env::var_os("RIVULET_PYTHON")
         .map(PathBuf::from)

@@ -1,0 +1,550 @@
+//! The tokio driver of a torrent added by magnet link or bare info hash: the
+//! metadata phase, then the normal torrent.
+//!
+//! One task per torrent. While the metadata is unknown it connects to the peers it has
+//! (the link's `x.pe`, [`AddOptions::peers`], [`TorrentHandle::add_peer`], incoming
+//! connections), sends our BEP 10 extension handshake (`ut_metadata`, our listen
+//! port), and runs the sans-IO [`MetadataFetch`]: it moves its requests out and the
+//! peers' `ut_metadata` messages in. Peers without the extension protocol are closed
+//! (they cannot help yet). Once the info dictionary is verified, the connections are
+//! closed and the task becomes the normal torrent driver ([`crate::torrent`]), which
+//! checks the disk and dials every peer the metadata phase knew (the addresses it
+//! dialed, and the listen ports incoming peers announced). Reconnecting costs a
+//! round trip per peer; it keeps the torrent core unaware of metadata-less peers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use handshake::{Options, PeerConnection, PeerId, connect_tcp};
+use metainfo::{InfoHash, InfoHashV1, LayoutMode};
+use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage, UT_METADATA};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::ext::OUR_UT_METADATA;
+use crate::metadata::{MetadataFetch, PeerUse};
+use crate::picker::{NORMAL, PeerKey, Priority};
+use crate::session::Config;
+use crate::source::TorrentSource;
+use crate::torrent::{
+    self, AddOptions, MAX_KNOWN, Phase, Shared, Status, TorrentCmd, TorrentHandle,
+};
+
+type Incoming = Option<mpsc::Receiver<PeerConnection<TcpStream>>>;
+
+/// File priorities remembered before the file list is known, at most.
+const MAX_PENDING_PRIORITIES: usize = 10_000;
+
+/// Starts a torrent known only by its info hash(es); returns at once.
+pub(crate) fn start(
+    config: Config,
+    source: &TorrentSource,
+    dir: PathBuf,
+    mut options: AddOptions,
+    incoming: Incoming,
+) -> TorrentHandle {
+    let info_hash = source.info_hash();
+    let trackers = source.trackers();
+    for a in source.peers() {
+        if !options.peers.contains(&a) {
+            options.peers.push(a);
+        }
+    }
+    let (status_tx, status_rx) = watch::channel(Status {
+        phase: Phase::Metadata,
+        ..Status::default()
+    });
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let slot = Arc::new(OnceLock::new());
+    let job = Job {
+        config,
+        info_hash,
+        dir,
+        options,
+        hosts: source.peer_hosts(),
+        status: status_tx,
+        slot: slot.clone(),
+    };
+    let task = tokio::spawn(job.run(incoming, cmd_rx));
+    TorrentHandle {
+        info_hash,
+        status: status_rx,
+        cmd: cmd_tx,
+        task,
+        shared: slot,
+        trackers,
+    }
+}
+
+struct Job {
+    config: Config,
+    info_hash: InfoHash,
+    dir: PathBuf,
+    options: AddOptions,
+    hosts: Vec<(String, u16)>,
+    status: watch::Sender<Status>,
+    slot: Arc<OnceLock<Arc<Shared>>>,
+}
+
+impl Job {
+    async fn run(self, mut incoming: Incoming, mut cmds: mpsc::UnboundedReceiver<TorrentCmd>) {
+        let mut phase = Phase1::new(&self);
+        let Some((info, known)) = phase.run(&mut incoming, &mut cmds).await else {
+            return;
+        };
+        let (priorities, sequential) = (std::mem::take(&mut phase.priorities), phase.sequential);
+        drop(phase);
+        let fail = |e: String| {
+            warn!(error = %e, "the torrent cannot start");
+            self.status.send_modify(|s| s.error = Some(e));
+        };
+        // Verified against the info hash; a hybrid torrent's piece layers (outside the
+        // info dictionary) are not needed: its v1 piece hashes check the data.
+        let info = match metainfo::Info::from_bytes(&info) {
+            Ok(i) => Arc::new(i),
+            Err(e) => return fail(format!("the fetched metadata is unusable: {e}")),
+        };
+        info!(name = %info.name, peers = known.len(), "metadata fetched");
+        let missing_layers = info.files.iter().any(|f| {
+            f.length > info.piece_length
+                && f.pieces_root
+                    .is_some_and(|r| !info.piece_layers.contains_key(&r))
+        });
+        if info.layout_mode() == LayoutMode::V2 && missing_layers {
+            return fail(
+                "not yet supported: a v2-only torrent from a magnet link or hash (its piece \
+                 layers are not fetched yet; v1 and hybrid torrents work)"
+                    .into(),
+            );
+        }
+        self.status.send_modify(|s| {
+            s.phase = Phase::Checking;
+            s.metadata_pieces = (0, 0);
+        });
+        let mut options = self.options.clone();
+        options.peers = known;
+        // What the handle asked for before the file list was known.
+        let files = info.files.len();
+        if !priorities.is_empty() {
+            options.file_priorities.resize(files, NORMAL);
+            for (i, p) in priorities.into_iter().filter(|(i, _)| *i < files) {
+                options.file_priorities[i] = p;
+            }
+        }
+        if let Some(on) = sequential {
+            options.sequential = on;
+        }
+        let driver = match torrent::prepare(
+            self.config,
+            &info,
+            // The hash we were given names the swarm on the wire (libtorrent answers
+            // a hybrid torrent's peer with the hash that peer first used).
+            self.info_hash,
+            &self.dir,
+            options,
+            self.status.clone(),
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => return fail(e.to_string()),
+        };
+        let _ = self.slot.set(driver.shared.clone());
+        driver.run(incoming, cmds).await;
+    }
+}
+
+/// A metadata-phase connection.
+struct Conn {
+    writer: mpsc::UnboundedSender<Bytes>,
+    reader: tokio::task::AbortHandle,
+    peer_id: PeerId,
+    addr: Option<SocketAddr>,
+    /// Where it can be dialed: the address we dialed, or its IP and announced port.
+    listen: Option<SocketAddr>,
+    /// The id it wants `ut_metadata` under.
+    metadata_id: Option<u8>,
+}
+
+enum Input {
+    Connected(Box<PeerConnection<TcpStream>>, bool),
+    DialDone(SocketAddr),
+    Resolved(Vec<SocketAddr>),
+    Message(PeerKey, Message),
+    Closed(PeerKey, String),
+}
+
+/// The metadata phase.
+struct Phase1<'a> {
+    job: &'a Job,
+    wire_hash: InfoHashV1,
+    fetch: MetadataFetch,
+    conns: HashMap<PeerKey, Conn>,
+    next_key: PeerKey,
+    known: Vec<SocketAddr>,
+    dialing: HashSet<SocketAddr>,
+    /// Peers without the extension protocol: not dialed again in this phase.
+    useless: HashSet<SocketAddr>,
+    tasks: JoinSet<()>,
+    /// File priorities set through the handle before the file list is known.
+    priorities: BTreeMap<usize, Priority>,
+    sequential: Option<bool>,
+}
+
+impl<'a> Phase1<'a> {
+    fn new(job: &'a Job) -> Phase1<'a> {
+        let mut known = job.options.peers.clone();
+        known.truncate(MAX_KNOWN);
+        Phase1 {
+            job,
+            wire_hash: job.info_hash.wire_id(),
+            fetch: MetadataFetch::new(job.info_hash, job.config.metadata),
+            conns: HashMap::new(),
+            next_key: 1,
+            known,
+            dialing: HashSet::new(),
+            useless: HashSet::new(),
+            tasks: JoinSet::new(),
+            priorities: BTreeMap::new(),
+            sequential: None,
+        }
+    }
+
+    /// Runs until the metadata is verified: returns it and the peers to dial next.
+    /// `None` if the handle was dropped.
+    async fn run(
+        &mut self,
+        incoming: &mut Incoming,
+        cmds: &mut mpsc::UnboundedReceiver<TorrentCmd>,
+    ) -> Option<(Vec<u8>, Vec<SocketAddr>)> {
+        let (tx, mut rx) = mpsc::channel::<Input>(256);
+        let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
+        for (host, port) in self.job.hosts.clone() {
+            let utx = utx.clone();
+            self.tasks.spawn(async move {
+                match tokio::net::lookup_host((host.as_str(), port)).await {
+                    Ok(addrs) => {
+                        let _ = utx.send(Input::Resolved(addrs.collect()));
+                    }
+                    Err(e) => debug!(%host, error = %e, "resolving an x.pe host failed"),
+                }
+            });
+        }
+        let mut dial_tick = tokio::time::interval(self.job.config.reconnect_interval);
+        let mut keepalive = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            self.flush();
+            if let Some(info) = self.fetch.take_metadata() {
+                return Some((info, self.peers_to_keep()));
+            }
+            self.publish();
+            let deadline = self
+                .fetch
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                Some(input) = urx.recv() => self.handle(input, &tx, &utx),
+                Some(input) = rx.recv() => self.handle(input, &tx, &utx),
+                conn = recv_incoming(incoming) => match conn {
+                    Some(c) => self.handle(Input::Connected(Box::new(c), false), &tx, &utx),
+                    None => *incoming = None,
+                },
+                cmd = cmds.recv() => match cmd {
+                    Some(TorrentCmd::AddPeer(addr)) => {
+                        self.remember(addr);
+                        self.dial(&utx);
+                    }
+                    Some(TorrentCmd::Priority(file, p)) => {
+                        if self.priorities.len() < MAX_PENDING_PRIORITIES
+                            || self.priorities.contains_key(&file)
+                        {
+                            self.priorities.insert(file, p);
+                        }
+                    }
+                    Some(TorrentCmd::Sequential(on)) => self.sequential = Some(on),
+                    // No reader exists before the metadata.
+                    Some(TorrentCmd::Window(..)) => {}
+                    Some(TorrentCmd::Close(done)) => {
+                        let _ = done.send(());
+                        return None;
+                    }
+                    None => return None,
+                },
+                _ = dial_tick.tick() => self.dial(&utx),
+                _ = keepalive.tick() => {
+                    for c in self.conns.values() {
+                        let _ = c.writer.send(Bytes::from_static(&[0, 0, 0, 0]));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.fetch.handle_timeout(Instant::now());
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let peers = self.conns.len();
+        let progress = self.fetch.progress();
+        self.job.status.send_if_modified(|s| {
+            let changed = s.peers != peers || s.metadata_pieces != progress;
+            s.peers = peers;
+            s.metadata_pieces = progress;
+            changed
+        });
+    }
+
+    fn remember(&mut self, addr: SocketAddr) {
+        if !self.known.contains(&addr) && self.known.len() < MAX_KNOWN {
+            self.known.push(addr);
+        }
+    }
+
+    /// The addresses to dial once the metadata is there.
+    fn peers_to_keep(&self) -> Vec<SocketAddr> {
+        let mut out = self.known.clone();
+        for c in self.conns.values() {
+            if let Some(a) = c.listen
+                && !out.contains(&a)
+                && out.len() < MAX_KNOWN
+            {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    fn dial(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        let config = &self.job.config;
+        for &addr in &self.known {
+            if self.conns.len() + self.dialing.len() >= config.max_peers {
+                return;
+            }
+            if self.useless.contains(&addr)
+                || self
+                    .conns
+                    .values()
+                    .any(|c| c.listen == Some(addr) || c.addr == Some(addr))
+                || !self.dialing.insert(addr)
+            {
+                continue;
+            }
+            let mut options = Options::new(config.handshake_config());
+            options.encryption = config.encryption;
+            options.timeout = config.handshake_timeout;
+            let (hash, utx) = (self.wire_hash, utx.clone());
+            self.tasks.spawn(async move {
+                match connect_tcp(addr, &options, hash, None).await {
+                    Ok(conn) => {
+                        let _ = utx.send(Input::Connected(Box::new(conn), true));
+                    }
+                    Err(e) => debug!(%addr, error = %e, "connecting failed"),
+                }
+                let _ = utx.send(Input::DialDone(addr));
+            });
+        }
+    }
+
+    fn handle(
+        &mut self,
+        input: Input,
+        tx: &mpsc::Sender<Input>,
+        utx: &mpsc::UnboundedSender<Input>,
+    ) {
+        let now = Instant::now();
+        match input {
+            Input::Connected(conn, outgoing) => self.connected(*conn, outgoing, tx),
+            Input::DialDone(addr) => {
+                self.dialing.remove(&addr);
+            }
+            Input::Resolved(addrs) => {
+                for a in addrs {
+                    self.remember(a);
+                }
+                self.dial(utx);
+            }
+            Input::Message(key, msg) => self.message(now, key, msg),
+            Input::Closed(key, reason) => {
+                if self.conns.remove(&key).is_some() {
+                    debug!(peer = key, %reason, "peer closed");
+                }
+                self.fetch.handle_disconnect(now, key);
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant, key: PeerKey, reason: &str) {
+        if let Some(c) = self.conns.remove(&key) {
+            info!(peer = key, %reason, "closing");
+            c.reader.abort();
+        }
+        self.fetch.handle_disconnect(now, key);
+    }
+
+    fn send(&self, key: PeerKey, msg: &Message) {
+        if let Some(c) = self.conns.get(&key) {
+            let mut buf = BytesMut::new();
+            msg.encode(&mut buf);
+            let _ = c.writer.send(buf.freeze());
+        }
+    }
+
+    fn message(&mut self, now: Instant, key: PeerKey, msg: Message) {
+        let Message::Extended { id, payload } = msg else {
+            // Availability, choking, requests: nothing to do before the metadata.
+            return;
+        };
+        match id {
+            peer_wire::HANDSHAKE_ID => match ExtensionHandshake::parse(&payload) {
+                Ok(hs) => {
+                    if let Some(c) = self.conns.get_mut(&key) {
+                        c.metadata_id = hs.id_of(UT_METADATA);
+                    }
+                    if let (Some(c), Some(p)) = (self.conns.get_mut(&key), hs.p)
+                        && p != 0
+                        && c.listen.is_none()
+                        && let Some(a) = c.addr
+                    {
+                        c.listen = Some(SocketAddr::new(a.ip(), p));
+                    }
+                    match self.fetch.handle_handshake(now, key, &hs) {
+                        PeerUse::Usable => {}
+                        PeerUse::NoMetadata => debug!(peer = key, "peer has no ut_metadata"),
+                        PeerUse::BadSize(n) => {
+                            warn!(peer = key, size = n, "refusing the announced metadata size")
+                        }
+                    }
+                }
+                Err(e) => self.close(now, key, &e.to_string()),
+            },
+            OUR_UT_METADATA => {
+                let parsed = MetadataMessage::parse(&payload);
+                match parsed.map_err(|e| e.to_string()).and_then(|m| {
+                    self.fetch
+                        .handle_message(now, key, m)
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok(Some(reply)) => {
+                        // A request: we have nothing to serve yet.
+                        if let Some(id) = self.conns.get(&key).and_then(|c| c.metadata_id) {
+                            self.send(key, &reply.to_message(id));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.close(now, key, &e),
+                }
+            }
+            _ => debug!(
+                peer = key,
+                id, "extended message ignored in the metadata phase"
+            ),
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some((key, id, msg)) = self.fetch.poll_request() {
+            self.send(key, &msg.to_message(id));
+        }
+    }
+
+    fn connected(
+        &mut self,
+        conn: PeerConnection<TcpStream>,
+        outgoing: bool,
+        tx: &mpsc::Sender<Input>,
+    ) {
+        let id = conn.established.peer_id;
+        let config = &self.job.config;
+        if id == config.peer_id || self.conns.values().any(|c| c.peer_id == id) {
+            debug!(addr = ?conn.peer_addr, "refused: ourselves or already connected");
+            return;
+        }
+        if !outgoing && self.conns.len() >= config.max_peers {
+            debug!("connection limit reached: dropping an incoming peer");
+            return;
+        }
+        let both = config.reserved().intersection(conn.established.reserved);
+        if !both.extension_protocol() {
+            debug!(addr = ?conn.peer_addr, "peer without the extension protocol: no metadata from it");
+            if let (true, Some(a)) = (outgoing, conn.peer_addr)
+                && self.useless.len() < MAX_KNOWN
+            {
+                self.useless.insert(a);
+            }
+            return;
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        info!(peer = key, addr = ?conn.peer_addr, id = %id, "peer connected (metadata phase)");
+        let mut hs = ExtensionHandshake::new();
+        hs.m.insert(UT_METADATA.into(), OUR_UT_METADATA);
+        hs.v = Some(concat!("rivulet ", env!("CARGO_PKG_VERSION")).to_string());
+        hs.p = config.listen.map(|a| a.port());
+        let mut first = BytesMut::new();
+        hs.to_message().encode(&mut first);
+        if both.fast() {
+            Message::HaveNone.encode(&mut first);
+        }
+        let (mut reader, mut writer) = tokio::io::split(conn.stream);
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+        let _ = wtx.send(first.freeze());
+        self.tasks.spawn(async move {
+            while let Some(buf) = wrx.recv().await {
+                if writer.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        let tx = tx.clone();
+        let reader_task = self.tasks.spawn(async move {
+            let decoder = Decoder::new();
+            let mut buf = BytesMut::with_capacity(16 * 1024);
+            let reason = 'outer: loop {
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "end of stream".to_string(),
+                    Ok(_) => {}
+                    Err(e) => break format!("read: {e}"),
+                }
+                loop {
+                    match decoder.decode(&mut buf) {
+                        Ok(Some(msg)) => {
+                            if tx.send(Input::Message(key, msg)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => break 'outer e.to_string(),
+                    }
+                }
+            };
+            let _ = tx.send(Input::Closed(key, reason)).await;
+        });
+        self.conns.insert(
+            key,
+            Conn {
+                writer: wtx,
+                reader: reader_task,
+                peer_id: id,
+                addr: conn.peer_addr,
+                listen: if outgoing { conn.peer_addr } else { None },
+                metadata_id: None,
+            },
+        );
+    }
+}
+
+async fn recv_incoming(rx: &mut Incoming) -> Option<PeerConnection<TcpStream>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
