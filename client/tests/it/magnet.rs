@@ -309,3 +309,59 @@ async fn the_library_shows_the_metadata_phase_and_takes_peers_later() {
     assert_eq!(handle.info().unwrap().name, "content");
     assert_same_content(src.path(), dst.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priorities_set_before_the_metadata_apply_once_it_arrives() {
+    use rivulet::{AddOptions, Config, Session};
+
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = Torrent::from_file(make_torrent(src.path(), "v1")).unwrap();
+    let skipped = torrent
+        .info
+        .files
+        .iter()
+        .position(|f| f.path == ["a.bin"])
+        .unwrap();
+    let mut config = Config::default();
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    let seeder = Session::new(config).await.unwrap();
+    let _seed = seeder
+        .add(&torrent, src.path(), AddOptions::default())
+        .await
+        .unwrap();
+    let leecher = Session::new(Config::default()).await.unwrap();
+    let handle = leecher
+        .add(torrent.info_hash, dst.path(), AddOptions::default())
+        .await
+        .unwrap();
+    assert!(handle.files().is_empty());
+    assert!(handle.reader(0).is_err());
+    handle.set_file_priority(skipped, 0);
+    handle.add_peer(seeder.listen_addr().unwrap());
+    tokio::time::timeout(Duration::from_secs(30), handle.wait_complete())
+        .await
+        .expect("in time")
+        .unwrap();
+    let files = handle.files();
+    assert_eq!(files[skipped].priority, 0);
+    assert!(files[skipped].done < files[skipped].length, "{files:?}");
+    for name in ["sub/b.bin", "sub/c.txt", "z/last.bin"] {
+        let a = std::fs::read(src.path().join("content").join(name)).unwrap();
+        let b = std::fs::read(dst.path().join("content").join(name)).unwrap();
+        assert!(a == b, "{name}");
+    }
+}
+
+#[test]
+fn a_v2_only_torrent_by_hash_is_refused_with_a_reason() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(src.path(), "v2");
+    let (_seed, port) = rivulet_seed(&torrent, src.path());
+    let h = hash_of(&torrent).v2().unwrap();
+    let o = download_source(&h.to_hex(), dst.path(), &[port], 30);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("v2-only torrent from a magnet link"), "{err}");
+}
