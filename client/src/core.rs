@@ -37,6 +37,12 @@ use crate::torrent::Status;
 /// Blocks read from disk per batch for one peer's requests (512 KiB).
 const READ_BATCH: usize = 32;
 
+/// How long a peer may take to answer a hash request before another is asked.
+const HASH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long a peer that refused a hash request (or did not answer) is not asked again.
+const HASH_REFUSAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A peer that contributed to this many failed pieces is banned.
 const MAX_STRIKES: u32 = 2;
 
@@ -89,6 +95,22 @@ pub enum Action {
     HashRequest(PeerKey, peer_wire::HashRequest),
     /// Dial this address (learned through PEX) if the connection limits allow.
     Connect(SocketAddr),
+    /// The peer answered one of our hash requests: check the hashes against the file's
+    /// root ([`crate::hashes::check_answer`]), store them if good, then call
+    /// [`TorrentCore::handle_hashes_checked`].
+    CheckHashes(PeerKey, peer_wire::Hashes),
+}
+
+/// Piece-layer hashes we still need from peers (BEP 52), and who was asked.
+#[derive(Debug)]
+struct HashNeed {
+    req: peer_wire::HashRequest,
+    pieces: std::ops::Range<u32>,
+    /// The peer asked, and when.
+    asked: Option<PeerKey>,
+    asked_at: Option<Instant>,
+    /// Peers that rejected it, sent bad hashes or did not answer in time, and when.
+    refused: Vec<(PeerKey, Instant)>,
 }
 
 /// The outcome of [`Action::CheckPiece`].
@@ -141,6 +163,9 @@ pub struct TorrentCore {
     error: Option<String>,
     actions: VecDeque<Action>,
     ext: Extensions,
+    hash_needs: Vec<HashNeed>,
+    /// A hash request became free to ask elsewhere while handling the current input.
+    hash_freed: bool,
 }
 
 impl std::fmt::Debug for TorrentCore {
@@ -178,6 +203,8 @@ impl TorrentCore {
             error: None,
             actions: VecDeque::new(),
             ext: Extensions::new(),
+            hash_needs: Vec::new(),
+            hash_freed: false,
         }
     }
 
@@ -185,6 +212,59 @@ impl TorrentCore {
     /// the torrent is private (BEP 27: no PEX). Call before peers connect.
     pub fn set_info(&mut self, info: bytes::Bytes, private: bool) {
         self.ext.set_info(info, private);
+    }
+
+    /// v2 piece-layer hashes the torrent lacks (a magnet link's info dictionary has
+    /// none): each request and the pieces it covers. Those pieces are not requested
+    /// until a peer's answer to the request is checked
+    /// ([`handle_hashes_checked`](Self::handle_hashes_checked)); the requests go to
+    /// peers as they connect, one peer per request, another after a `hash reject`.
+    pub fn set_hash_needs(&mut self, needs: Vec<(peer_wire::HashRequest, std::ops::Range<u32>)>) {
+        for (req, pieces) in needs {
+            self.picker.set_blocked(pieces.clone(), true);
+            self.hash_needs.push(HashNeed {
+                req,
+                pieces,
+                asked: None,
+                asked_at: None,
+                refused: Vec::new(),
+            });
+        }
+    }
+
+    /// The outcome of [`Action::CheckHashes`]: `ok` if the hashes proved against the
+    /// root and are stored (their pieces can be fetched now); a peer sending bad hashes
+    /// gets a strike, and another peer is asked.
+    pub fn handle_hashes_checked(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        req: peer_wire::HashRequest,
+        ok: bool,
+    ) {
+        let Some(i) = self
+            .hash_needs
+            .iter()
+            .position(|n| n.req == req && n.asked == Some(key))
+        else {
+            return;
+        };
+        if ok {
+            let need = self.hash_needs.swap_remove(i);
+            self.picker.set_blocked(need.pieces, false);
+        } else {
+            tracing::warn!(
+                peer = key,
+                ?req,
+                "hashes that do not prove against the root"
+            );
+            let need = &mut self.hash_needs[i];
+            need.asked = None;
+            need.asked_at = None;
+            need.refused.push((key, now));
+            self.strike(&[key], now);
+        }
+        self.after_all(now);
     }
 
     /// The progress counters.
@@ -259,10 +339,15 @@ impl TorrentCore {
 
     /// When [`handle_timeout`](Self::handle_timeout) is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let hashes = self.hash_needs.iter().filter_map(|n| match n.asked_at {
+            Some(t) => Some(t + HASH_TIMEOUT),
+            None => n.refused.iter().map(|(_, t)| *t + HASH_REFUSAL).min(),
+        });
         self.peers
             .values()
             .filter_map(|p| p.state.poll_timeout())
             .chain(self.ext.poll_timeout())
+            .chain(hashes)
             .min()
     }
 
@@ -330,8 +415,9 @@ impl TorrentCore {
         }
         self.drain_events(key, now);
         self.after(key, now);
-        if std::mem::take(&mut self.slot_freed) {
-            // An upload slot is free: a waiting peer may take it.
+        let hash_freed = std::mem::take(&mut self.hash_freed);
+        if std::mem::take(&mut self.slot_freed) || hash_freed {
+            // An upload slot is free, or a hash request: a waiting peer may take it.
             self.after_all(now);
         }
     }
@@ -345,6 +431,24 @@ impl TorrentCore {
 
     /// Time passed: request timeouts, keep-alives, idle peers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Hash requests unanswered for too long go to another peer; refusals expire.
+        let mut freed = false;
+        for n in &mut self.hash_needs {
+            if let (Some(k), Some(t)) = (n.asked, n.asked_at)
+                && t + HASH_TIMEOUT <= now
+            {
+                n.asked = None;
+                n.asked_at = None;
+                n.refused.push((k, now));
+                freed = true;
+            }
+            let before = n.refused.len();
+            n.refused.retain(|(_, t)| *t + HASH_REFUSAL > now);
+            freed |= n.refused.len() != before;
+        }
+        if freed {
+            self.after_all(now);
+        }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             let Some(p) = self.peers.get_mut(&key) else {
@@ -496,6 +600,13 @@ impl TorrentCore {
         if p.unchoked {
             self.unchoked -= 1;
         }
+        for n in &mut self.hash_needs {
+            n.refused.retain(|(k, _)| *k != key);
+            if n.asked == Some(key) {
+                n.asked = None;
+                n.asked_at = None;
+            }
+        }
         // Its requests are free again and an upload slot may be: let others take them.
         self.after_all(now);
     }
@@ -567,6 +678,27 @@ impl TorrentCore {
                     }
                 }
                 Event::Choked | Event::Unchoked => {}
+                Event::Other(Message::Hashes(h)) => {
+                    if self
+                        .hash_needs
+                        .iter()
+                        .any(|n| n.req == h.request && n.asked == Some(key))
+                    {
+                        self.actions.push_back(Action::CheckHashes(key, h));
+                    }
+                }
+                Event::Other(Message::HashReject(r)) => {
+                    if let Some(n) = self
+                        .hash_needs
+                        .iter_mut()
+                        .find(|n| n.req == r && n.asked == Some(key))
+                    {
+                        n.asked = None;
+                        n.asked_at = None;
+                        n.refused.push((key, now));
+                        self.hash_freed = true;
+                    }
+                }
                 Event::Other(Message::HashRequest(r)) => {
                     // Flush first: the answer goes after what the state queued.
                     while let Some(m) = p.state.poll_transmit() {
@@ -656,6 +788,24 @@ impl TorrentCore {
         if std::mem::take(&mut p.interest_dirty) {
             let want = self.picker.interested_in(p.state.peer_pieces());
             p.state.set_interested(want);
+        }
+        // Hash requests nobody is answering, to this peer (a few at a time).
+        let mut asked = self
+            .hash_needs
+            .iter()
+            .filter(|n| n.asked == Some(key))
+            .count();
+        for n in &mut self.hash_needs {
+            if asked >= 4 {
+                break;
+            }
+            if n.asked.is_none() && !n.refused.iter().any(|(k, _)| *k == key) {
+                n.asked = Some(key);
+                n.asked_at = Some(now);
+                asked += 1;
+                self.actions
+                    .push_back(Action::Send(key, Message::HashRequest(n.req)));
+            }
         }
         self.refill_and_flush(key, now);
     }
@@ -787,7 +937,7 @@ mod tests {
                     a.core.handle_blocks_read(now, k, blocks);
                 }
                 Action::Finish => a.core.handle_finished(Ok(())),
-                Action::HashRequest(..) => {}
+                Action::HashRequest(..) | Action::CheckHashes(..) => {}
                 Action::Connect(_) => {}
             }
         }
@@ -873,6 +1023,73 @@ mod tests {
         assert!(s.complete, "{s:?}");
         assert_eq!(s.downloaded, total as u64);
         assert_eq!(leech.data, content(total));
+    }
+
+    /// Drains `core`'s actions: (peer, hash request) sent, and whether any block
+    /// request went out.
+    fn drain(core: &mut TorrentCore) -> (Vec<(PeerKey, peer_wire::HashRequest)>, bool) {
+        let (mut hashes, mut requests) = (Vec::new(), false);
+        while let Some(a) = core.poll_action() {
+            match a {
+                Action::Send(k, Message::HashRequest(r)) => hashes.push((k, r)),
+                Action::Send(_, Message::Request(_)) => requests = true,
+                _ => {}
+            }
+        }
+        (hashes, requests)
+    }
+
+    #[test]
+    fn missing_hashes_are_asked_of_one_peer_then_another_and_block_their_pieces() {
+        let total = 6 * PIECE as usize;
+        let mut leech = node(2, vec![0; total], false, total);
+        let req = peer_wire::HashRequest {
+            pieces_root: [5; 32],
+            base_layer: 1,
+            index: 0,
+            length: 8,
+            proof_layers: 2,
+        };
+        leech.core.set_hash_needs(vec![(req, 0..6)]);
+        let t0 = Instant::now();
+        let peer = |id: u8| NewPeer {
+            peer_id: PeerId([id; 20]),
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing: true,
+        };
+        let a = leech.core.handle_connect(t0, peer(7)).unwrap();
+        let b = leech.core.handle_connect(t0, peer(8)).unwrap();
+        for k in [a, b] {
+            leech.core.handle_message(t0, k, Message::HaveAll);
+            leech.core.handle_message(t0, k, Message::Unchoke);
+        }
+        // Asked once, of the first peer; no piece is requested while blocked.
+        let (asked, requested) = drain(&mut leech.core);
+        assert_eq!(asked, vec![(a, req)]);
+        assert!(!requested);
+        // A rejection sends it to the other peer.
+        leech.core.handle_message(t0, a, Message::HashReject(req));
+        assert_eq!(drain(&mut leech.core).0, vec![(b, req)]);
+        // No answer in time: asked again once a's refusal expired.
+        let due = leech.core.poll_timeout().unwrap();
+        assert!(due <= t0 + HASH_TIMEOUT);
+        leech.core.handle_timeout(t0 + HASH_TIMEOUT);
+        assert!(drain(&mut leech.core).0.is_empty(), "both peers refused");
+        let later = t0 + HASH_REFUSAL + std::time::Duration::from_secs(1);
+        leech.core.handle_timeout(later);
+        let (asked, _) = drain(&mut leech.core);
+        assert_eq!(asked.len(), 1);
+        let (k, _) = asked[0];
+        // Unsolicited or bad answers do not unblock; a checked one does.
+        let other = if k == a { b } else { a };
+        leech.core.handle_hashes_checked(later, other, req, true);
+        assert!(!drain(&mut leech.core).1);
+        leech.core.handle_hashes_checked(later, k, req, true);
+        assert!(
+            drain(&mut leech.core).1,
+            "pieces are requested once the hashes are in"
+        );
     }
 
     #[test]
@@ -991,7 +1208,7 @@ mod tests {
                                 node.core.handle_blocks_read(now, k, blocks);
                             }
                             Action::Finish => self.nodes[i].core.handle_finished(Ok(())),
-                            Action::HashRequest(..) => {}
+                            Action::HashRequest(..) | Action::CheckHashes(..) => {}
                             Action::Connect(_) => {}
                         }
                     }

@@ -1,5 +1,7 @@
-//! Answers to BEP 52 `hash request`s: the merkle hashes a peer needs to check v2
-//! pieces when it has no `piece layers` (after a magnet link, for instance).
+//! BEP 52 hash exchange: answers to a peer's `hash request`s (the merkle hashes it
+//! needs to check v2 pieces when it has no `piece layers`, after a magnet link for
+//! instance), and the requests and answer checks for the layers *we* lack
+//! ([`missing_layers`], [`check_answer`]).
 //!
 //! A file's tree has one leaf per 16 KiB block, padded with zero hashes to a power of
 //! two; layer `h` (counted up from the leaves) has nodes covering `2^h` blocks. We know
@@ -16,82 +18,205 @@ use peer_wire::HashRequest;
 /// The most hashes one answer carries (libtorrent asks for at most 8192).
 pub const MAX_HASHES: u32 = 8192;
 
-/// The hashes answering `req` for the torrent `info`, or `None` to reject it.
+/// The hashes answering `req` for the torrent `info`, or `None` to reject it. Builds
+/// the file's tree each time: a server answering many requests keeps a [`FileTree`].
 pub fn answer(info: &Info, req: &HashRequest) -> Option<Vec<merkle::Hash256>> {
-    let file = info
+    FileTree::build(info, &req.pieces_root)?.answer(req)
+}
+
+/// The layers of one file's merkle tree that we know: from the piece layer (or the
+/// root, for a file of one piece) up to the root, each padded to its full width.
+#[derive(Debug, Clone)]
+pub struct FileTree {
+    root: merkle::Hash256,
+    known_height: u32,
+    height: u32,
+    layers: Vec<Vec<merkle::Hash256>>,
+}
+
+impl FileTree {
+    /// The tree of the file with `pieces_root`, from the torrent's piece layer; `None`
+    /// if there is no such file, its layer is missing, or the layer does not lead to
+    /// the root.
+    pub fn build(info: &Info, pieces_root: &merkle::Hash256) -> Option<FileTree> {
+        let file = info
+            .files
+            .iter()
+            .find(|f| f.pieces_root.as_ref() == Some(pieces_root) && f.length > 0)?;
+        let leaves = file
+            .length
+            .div_ceil(merkle::BLOCK_SIZE)
+            .checked_next_power_of_two()?;
+        let height = leaves.trailing_zeros();
+        let per_piece = info.piece_length / merkle::BLOCK_SIZE;
+        if !per_piece.is_power_of_two() {
+            return None;
+        }
+        let (known_height, mut layer) = if file.length > info.piece_length {
+            (
+                per_piece.trailing_zeros(),
+                info.piece_layer(pieces_root)?.to_vec(),
+            )
+        } else {
+            (height, vec![*pieces_root])
+        };
+        let mut width = 1usize << (height.checked_sub(known_height)?);
+        if layer.len() > width {
+            return None;
+        }
+        layer.resize(width, merkle::pad_hash(known_height));
+        let mut layers = Vec::new();
+        while width > 1 {
+            let next = layer
+                .chunks_exact(2)
+                .map(|p| merkle::hash_pair(&p[0], &p[1]))
+                .collect();
+            layers.push(std::mem::replace(&mut layer, next));
+            width /= 2;
+        }
+        layers.push(layer);
+        if layers.last().and_then(|l| l.first()) != Some(pieces_root) {
+            // The piece layer does not lead to the root: never hand out such hashes.
+            return None;
+        }
+        Some(FileTree {
+            root: *pieces_root,
+            known_height,
+            height,
+            layers,
+        })
+    }
+
+    /// The hashes answering `req`, or `None` to reject it (another file, a base layer
+    /// below the one we know, a run that is not an aligned power of two of 2 to
+    /// [`MAX_HASHES`] hashes inside the layer, proof layers past the root).
+    pub fn answer(&self, req: &HashRequest) -> Option<Vec<merkle::Hash256>> {
+        let (base, index, length, proof) = (
+            req.base_layer,
+            req.index as usize,
+            req.length,
+            req.proof_layers,
+        );
+        if req.pieces_root != self.root
+            || base < self.known_height
+            || base >= self.height
+            || !(2..=MAX_HASHES).contains(&length)
+            || !length.is_power_of_two()
+            || index % length as usize != 0
+            || base.checked_add(proof)? > self.height
+        {
+            return None;
+        }
+        let at = |h: u32| self.layers.get((h - self.known_height) as usize);
+        let run = at(base)?.get(index..index.checked_add(length as usize)?)?;
+        let mut out = run.to_vec();
+        // Uncles: from the layer of the run's root up to `base + proof`, never the
+        // root's own.
+        let m = length.trailing_zeros();
+        let mut node = index >> m;
+        for h in (base + m)..=(base + proof).min(self.height - 1) {
+            out.push(*at(h)?.get(node ^ 1)?);
+            node >>= 1;
+        }
+        Some(out)
+    }
+}
+
+/// The hash requests that fetch the piece layers `info` lacks (a v2 info dictionary
+/// from a magnet link has none): per file larger than one piece without a layer, runs
+/// of at most 512 piece hashes with the proof up to the file's root. Each comes with
+/// the file's index.
+pub fn missing_layers(info: &Info) -> Vec<(usize, HashRequest)> {
+    let mut out = Vec::new();
+    let per_piece = info.piece_length / merkle::BLOCK_SIZE;
+    if !per_piece.is_power_of_two() {
+        return out;
+    }
+    let base = per_piece.trailing_zeros();
+    for (i, f) in info.files.iter().enumerate() {
+        let Some(root) = f.pieces_root else { continue };
+        if f.length <= info.piece_length || info.piece_layer(&root).is_some() {
+            continue;
+        }
+        let Some(leaves) = f
+            .length
+            .div_ceil(merkle::BLOCK_SIZE)
+            .checked_next_power_of_two()
+        else {
+            continue;
+        };
+        let height = leaves.trailing_zeros();
+        let width = 1u64 << (height - base);
+        let pieces = f.length.div_ceil(info.piece_length);
+        let run = width.min(512);
+        let mut index = 0u64;
+        while index < pieces {
+            out.push((
+                i,
+                HashRequest {
+                    pieces_root: root,
+                    base_layer: base,
+                    index: index as u32,
+                    length: run as u32,
+                    proof_layers: height - base - 1,
+                },
+            ));
+            index += run;
+        }
+    }
+    out
+}
+
+/// Checks a `hashes` answer to `req` (one we sent, from [`missing_layers`]): the run
+/// and its uncles must fold to the file's root. Returns the run's hashes if they do.
+pub fn check_answer(info: &Info, req: &HashRequest, hashes: &[u8]) -> Option<Vec<merkle::Hash256>> {
+    let f = info
         .files
         .iter()
         .find(|f| f.pieces_root == Some(req.pieces_root) && f.length > 0)?;
-    let blocks = file.length.div_ceil(merkle::BLOCK_SIZE);
-    let leaves = blocks.checked_next_power_of_two()?;
+    let leaves = f
+        .length
+        .div_ceil(merkle::BLOCK_SIZE)
+        .checked_next_power_of_two()?;
     let height = leaves.trailing_zeros();
-    let per_piece = info.piece_length / merkle::BLOCK_SIZE;
-    if !per_piece.is_power_of_two() {
+    let n = req.length as usize;
+    if hashes.len() % 32 != 0 || !req.length.is_power_of_two() || req.length < 2 {
         return None;
     }
-    let piece_height = per_piece.trailing_zeros();
-    // The lowest layer we know, and its nodes.
-    let (known_height, known): (u32, Vec<merkle::Hash256>) = if file.length > info.piece_length {
-        (piece_height, info.piece_layer(&req.pieces_root)?.to_vec())
-    } else {
-        (height, vec![req.pieces_root])
-    };
-    let (base, index, length, proof) = (
-        req.base_layer,
-        req.index as usize,
-        req.length,
-        req.proof_layers,
-    );
-    if base < known_height
-        || base >= height
-        || !(2..=MAX_HASHES).contains(&length)
-        || !length.is_power_of_two()
-        || index % length as usize != 0
-        || base.checked_add(proof)? > height
-    {
+    let all: Vec<merkle::Hash256> = hashes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect();
+    if all.len() < n {
         return None;
     }
-    // Layers from `known_height` up to the root, each padded to its full width.
-    let mut layers: Vec<Vec<merkle::Hash256>> = Vec::new();
-    let mut width = 1usize << (height - known_height);
-    let mut layer = known;
-    if layer.len() > width {
+    let m = req.length.trailing_zeros();
+    let top = req.base_layer.checked_add(m)?;
+    if top > height || all.len() - n != (height - top) as usize {
         return None;
     }
-    let mut pad = merkle::pad_hash(known_height);
-    layer.resize(width, pad);
-    loop {
-        let next: Vec<merkle::Hash256> = if width > 1 {
-            layer
-                .chunks_exact(2)
-                .map(|p| merkle::hash_pair(&p[0], &p[1]))
-                .collect()
+    let mut level = all[..n].to_vec();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|p| merkle::hash_pair(&p[0], &p[1]))
+            .collect();
+    }
+    let mut node = level[0];
+    let mut idx = req.index as usize >> m;
+    for uncle in &all[n..] {
+        node = if idx % 2 == 0 {
+            merkle::hash_pair(&node, uncle)
         } else {
-            Vec::new()
+            merkle::hash_pair(uncle, &node)
         };
-        layers.push(std::mem::replace(&mut layer, next));
-        if width == 1 {
-            break;
-        }
-        width /= 2;
-        pad = merkle::hash_pair(&pad, &pad);
+        idx /= 2;
     }
-    if layers.last().and_then(|l| l.first()) != Some(&req.pieces_root) {
-        // The piece layer does not lead to the root: never hand out such hashes.
-        return None;
-    }
-    let at = |h: u32| layers.get((h - known_height) as usize);
-    let base_layer = at(base)?;
-    let run = base_layer.get(index..index.checked_add(length as usize)?)?;
-    let mut out = run.to_vec();
-    // Uncles: from the layer of the run's root up to `base + proof`, never the root's.
-    let m = length.trailing_zeros();
-    let mut node = index >> m;
-    for h in (base + m)..=(base + proof).min(height - 1) {
-        out.push(*at(h)?.get(node ^ 1)?);
-        node >>= 1;
-    }
-    Some(out)
+    (node == req.pieces_root && idx == 0).then(|| all[..n].to_vec())
 }
 
 #[cfg(test)]
@@ -135,6 +260,36 @@ mod tests {
         }
         assert_eq!(h, height, "the proof reaches the root");
         node
+    }
+
+    #[test]
+    fn missing_layers_are_requested_and_answers_checked() {
+        let (t, _) = v2(40_000_000);
+        let mut bare = t.info.clone();
+        bare.piece_layers.clear();
+        // 2442 blocks: 4096 leaves (height 12); 1221 pieces in a layer 2048 wide.
+        let reqs = missing_layers(&bare);
+        assert_eq!(reqs.len(), 3);
+        for (k, (file, r)) in reqs.iter().enumerate() {
+            assert_eq!(*file, 0);
+            assert_eq!(
+                (r.base_layer, r.index, r.length, r.proof_layers),
+                (1, 512 * k as u32, 512, 10)
+            );
+            let got = answer(&t.info, r).unwrap();
+            assert_eq!(got.len(), 512 + 2, "two uncles");
+            let bytes = got.concat();
+            let run = check_answer(&bare, r, &bytes).unwrap();
+            assert_eq!(run, got[..512]);
+            // One flipped bit anywhere: refused.
+            for i in [0, 511 * 32, 513 * 32 + 31] {
+                let mut b = bytes.clone();
+                b[i] ^= 1;
+                assert_eq!(check_answer(&bare, r, &b), None);
+            }
+            assert_eq!(check_answer(&bare, r, &bytes[..bytes.len() - 32]), None);
+        }
+        assert!(missing_layers(&t.info).is_empty());
     }
 
     #[test]

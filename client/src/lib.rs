@@ -12,8 +12,9 @@
 //!   priorities and selection, sequential mode.
 //! - [`reader`]: [`FileReader`], `AsyncRead + AsyncSeek` over a file of a torrent that
 //!   is still downloading (streaming).
-//! - [`hashes`]: answers to BEP 52 hash requests, so peers without `piece layers` (from
-//!   a magnet link) can check the v2 pieces we send.
+//! - [`hashes`]: the BEP 52 hash exchange both ways: answers to peers' hash requests,
+//!   and, for a v2 torrent without `piece layers` (a magnet link's metadata), fetching
+//!   the layers from peers, proved against each file's root, before its pieces.
 //! - [`resume`]: the fast-resume file, so a normal restart does not hash the data again
 //!   (a crash or any change to the files means a full check, which re-downloads
 //!   nothing that is good).

@@ -86,6 +86,8 @@ pub struct Picker {
     windows: Vec<Range<u32>>,
     /// v2-only torrents: the layout, for per-file short pieces.
     v2: Option<PieceLayout>,
+    /// Pieces that cannot be checked yet (their v2 hashes are being fetched).
+    blocked: Vec<bool>,
     rng: StdRng,
 }
 
@@ -120,6 +122,7 @@ impl Picker {
             sequential: false,
             windows: Vec::new(),
             v2: (layout.mode() == LayoutMode::V2).then(|| layout.clone()),
+            blocked: vec![false; n as usize],
             rng: StdRng::seed_from_u64(seed),
         };
         p.recompute_priorities();
@@ -214,7 +217,18 @@ impl Picker {
     }
 
     fn wanted(&self, i: u32) -> bool {
-        !self.have[i as usize] && (self.piece_priority[i as usize] > 0 || self.in_window(i))
+        !self.have[i as usize]
+            && !self.blocked[i as usize]
+            && (self.piece_priority[i as usize] > 0 || self.in_window(i))
+    }
+
+    /// Blocks (or unblocks) pieces: blocked pieces are still needed for completion but
+    /// never picked (their hashes are not known yet).
+    pub fn set_blocked(&mut self, pieces: Range<u32>, blocked: bool) {
+        let n = self.piece_count;
+        for i in pieces.start.min(n)..pieces.end.min(n) {
+            self.blocked[i as usize] = blocked;
+        }
     }
 
     fn in_window(&self, i: u32) -> bool {

@@ -9,6 +9,7 @@
 //! All methods block (file I/O, hashing): call them from `spawn_blocking` or a worker
 //! thread, never from a task that reads sockets.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,9 @@ pub struct Storage {
     root: PathBuf,
     info: Info,
     slots: Vec<Slot>,
+    /// Piece-layer hashes fetched from peers (BEP 52) for files whose layer the
+    /// torrent lacks, by `pieces root`: one slot per piece of the file.
+    fetched: Mutex<HashMap<[u8; 32], Vec<Option<merkle::Hash256>>>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -115,6 +119,7 @@ impl Storage {
             root,
             info: info.clone(),
             slots,
+            fetched: Mutex::new(HashMap::new()),
         })
     }
 
@@ -140,9 +145,43 @@ impl Storage {
     }
 
     /// Whether `data` is piece `index` as the torrent's hashes say (v1 SHA-1 when the
-    /// torrent has v1 hashes, else the BEP 52 merkle hashes).
+    /// torrent has v1 hashes, else the BEP 52 merkle hashes, from the torrent's piece
+    /// layers or those [fetched from peers](Self::add_piece_hashes)).
     pub fn check_piece(&self, index: u32, data: &[u8]) -> bool {
-        check_piece(&self.info, index, data)
+        let fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        check_piece_with(&self.info, index, data, |root, k| {
+            fetched.get(root).and_then(|l| l.get(k).copied().flatten())
+        })
+    }
+
+    /// Stores piece-layer hashes of the file with `pieces_root`, checked by the caller
+    /// against the root ([`crate::hashes::check_answer`]): `hashes[i]` is the hash of
+    /// the file's piece `first + i` (entries past the file's last piece are padding and
+    /// dropped).
+    pub fn add_piece_hashes(
+        &self,
+        pieces_root: &[u8; 32],
+        first: usize,
+        hashes: &[merkle::Hash256],
+    ) {
+        let Some(f) = self
+            .info
+            .files
+            .iter()
+            .find(|f| f.pieces_root.as_ref() == Some(pieces_root))
+        else {
+            return;
+        };
+        let pieces = f.length.div_ceil(self.info.piece_length) as usize;
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        let layer = fetched
+            .entry(*pieces_root)
+            .or_insert_with(|| vec![None; pieces]);
+        for (i, h) in hashes.iter().enumerate() {
+            if let Some(slot) = layer.get_mut(first + i) {
+                *slot = Some(*h);
+            }
+        }
     }
 
     /// Writes a whole piece whose hash the caller has checked ([`Storage::check_piece`]).
@@ -327,6 +366,17 @@ impl Storage {
 /// Whether `data` is piece `index` of the torrent described by `info`: v1 SHA-1 if the
 /// torrent has v1 piece hashes (v1 and hybrid), else the v2 merkle hashes (BEP 52).
 pub fn check_piece(info: &Info, index: u32, data: &[u8]) -> bool {
+    check_piece_with(info, index, data, |_, _| None)
+}
+
+/// [`check_piece`], with `fetched(root, k)` giving piece `k`'s hash of a file whose
+/// piece layer the torrent lacks.
+fn check_piece_with(
+    info: &Info,
+    index: u32,
+    data: &[u8],
+    fetched: impl Fn(&[u8; 32], usize) -> Option<merkle::Hash256>,
+) -> bool {
     let layout = info.layout();
     if data.len() as u64 != layout.piece_len(index) || data.is_empty() {
         return false;
@@ -361,9 +411,11 @@ pub fn check_piece(info: &Info, index: u32, data: &[u8]) -> bool {
     }
     let k = (span.file_offset / pl) as usize;
     let width = (pl / merkle::BLOCK_SIZE) as usize;
-    info.piece_layer(&root)
-        .and_then(|layer| layer.get(k))
-        .is_some_and(|want| merkle::merkle_root(&leaves, width) == *want)
+    let want = match info.piece_layer(&root) {
+        Some(layer) => layer.get(k).copied(),
+        None => fetched(&root, k),
+    };
+    want.is_some_and(|want| merkle::merkle_root(&leaves, width) == want)
 }
 
 /// Reserves blocks for bytes `0..len` of `f`, keeping its data.

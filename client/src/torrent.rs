@@ -549,6 +549,28 @@ pub(crate) async fn prepare(
         picker,
     );
     core.set_info(Bytes::copy_from_slice(info.raw()), info.private);
+    // v2 piece layers the torrent lacks come from peers (BEP 52 hash requests).
+    let needs: Vec<_> = crate::hashes::missing_layers(info)
+        .into_iter()
+        .map(|(file, req)| {
+            let fp = info.layout().file_pieces(file);
+            let start = fp.start.saturating_add(req.index).min(fp.end);
+            let end = start.saturating_add(req.length).min(fp.end);
+            (req, start..end)
+        })
+        .filter(|(_, pieces)| {
+            pieces
+                .clone()
+                .any(|p| !have.get(p as usize).copied().unwrap_or(false))
+        })
+        .collect();
+    if !needs.is_empty() {
+        info!(
+            requests = needs.len(),
+            "fetching v2 piece layers from peers"
+        );
+        core.set_hash_needs(needs);
+    }
     // The check is done: the handle shows what is there from now on.
     status.send_replace(core.status());
     let info_hash = info_hash.wire_id();
@@ -575,6 +597,13 @@ pub(crate) async fn prepare(
         resume_interval,
         saved,
         save_lock: Arc::new(Mutex::new(())),
+        trees: HashMap::new(),
+        hash_budget: info
+            .piece_layers
+            .values()
+            .map(|l| l.len() * 32 * 4)
+            .sum::<usize>()
+            .saturating_add(1 << 20),
     })
 }
 
@@ -583,6 +612,8 @@ struct PeerIo {
     writer: mpsc::UnboundedSender<Bytes>,
     reader: tokio::task::AbortHandle,
     out: BytesMut,
+    /// Bytes of BEP 52 hashes we may still send this peer.
+    hash_budget: usize,
 }
 
 pub(crate) struct Driver {
@@ -604,6 +635,10 @@ pub(crate) struct Driver {
     saved: u32,
     /// Serializes resume-file writes.
     save_lock: Arc<Mutex<()>>,
+    /// Merkle trees of files peers asked hashes of (at most one per file).
+    trees: HashMap<[u8; 32], Arc<crate::hashes::FileTree>>,
+    /// Bytes of hashes each peer may get (see [`Driver::hash_answer`]).
+    hash_budget: usize,
 }
 
 /// How many decoded messages may wait for the torrent task before readers pause.
@@ -685,6 +720,26 @@ impl Driver {
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
+    }
+
+    /// The answer to a peer's hash request, from a cached tree of the file, within the
+    /// peer's budget of hash bytes (4 times the torrent's piece layers, plus 1 MiB):
+    /// a peer cannot make us build trees or queue answers without end.
+    fn hash_answer(&mut self, key: PeerKey, req: &peer_wire::HashRequest) -> Option<Vec<[u8; 32]>> {
+        let info = self.storage.info();
+        let tree = match self.trees.get(&req.pieces_root) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(crate::hashes::FileTree::build(info, &req.pieces_root)?);
+                self.trees.insert(req.pieces_root, t.clone());
+                t
+            }
+        };
+        let hashes = tree.answer(req)?;
+        let io = self.io.get_mut(&key)?;
+        let cost = hashes.len() * 32;
+        io.hash_budget = io.hash_budget.checked_sub(cost)?;
+        Some(hashes)
     }
 
     /// Writes the resume file in the background (after syncing the data written so
@@ -856,6 +911,7 @@ impl Driver {
                 writer: wtx,
                 reader: reader_task,
                 out: BytesMut::new(),
+                hash_budget: self.hash_budget,
             },
         );
     }
@@ -917,7 +973,8 @@ impl Driver {
                     });
                 }
                 Action::HashRequest(key, req) => {
-                    let reply = match crate::hashes::answer(self.storage.info(), &req) {
+                    let hashes = self.hash_answer(key, &req);
+                    let reply = match hashes {
                         Some(hashes) => Message::Hashes(peer_wire::Hashes {
                             request: req,
                             hashes: hashes.concat().into(),
@@ -930,6 +987,20 @@ impl Driver {
                     if let Some(io) = self.io.get_mut(&key) {
                         reply.encode(&mut io.out);
                     }
+                }
+                Action::CheckHashes(key, h) => {
+                    let info = self.storage.info();
+                    let ok = match crate::hashes::check_answer(info, &h.request, &h.hashes) {
+                        Some(run) => {
+                            let first = h.request.index as usize;
+                            self.storage
+                                .add_piece_hashes(&h.request.pieces_root, first, &run);
+                            true
+                        }
+                        None => false,
+                    };
+                    self.core
+                        .handle_hashes_checked(Instant::now(), key, h.request, ok);
                 }
                 Action::Finish => {
                     let (storage, utx) = (self.storage.clone(), utx.clone());

@@ -544,3 +544,125 @@ async fn a_hybrid_torrent_is_reachable_under_its_truncated_v2_hash() {
             .is_err()
     );
 }
+
+/// Python with libtorrent, as the transfer tests find it.
+fn python() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("RIVULET_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            ["venv", "lt", "py"]
+                .iter()
+                .map(|v| root.join(".interop").join(v).join("bin/python")),
+        )
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", "import libtorrent"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// A v2 torrent of one large file plus a small one, and the same torrent without its
+/// piece layers (what a magnet link's metadata gives).
+fn v2_without_layers(root: &Path) -> (Torrent, Torrent) {
+    let dir = root.join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.bin"), noise(31, 3_000_000)).unwrap();
+    std::fs::write(dir.join("small.bin"), noise(32, 20_000)).unwrap();
+    let made = TorrentBuilder::new(&dir)
+        .version(Version::V2)
+        .piece_length(32768)
+        .build()
+        .unwrap();
+    let full = Torrent::from_bytes(made.bytes()).unwrap();
+    let mut bare = full.clone();
+    bare.info.piece_layers.clear();
+    (full, bare)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_torrent_without_piece_layers_fetches_them_from_the_seed() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let (full, bare) = v2_without_layers(src.path());
+    let (s0, s1) = (session().await, session().await);
+    let _seed = s0
+        .add(&full, src.path(), AddOptions::default())
+        .await
+        .unwrap();
+    let h = s1
+        .add(&bare, dst.path(), AddOptions::with_peers(vec![addr(&s0)]))
+        .await
+        .unwrap();
+    complete(&h).await;
+    for f in ["data/big.bin", "data/small.bin"] {
+        assert!(
+            std::fs::read(src.path().join(f)).unwrap()
+                == std::fs::read(dst.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let s = h.status();
+    assert_eq!(s.hash_failures, 0);
+    assert_eq!(s.downloaded, 3_020_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_torrent_without_piece_layers_fetches_them_from_a_libtorrent_seed() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let (full, bare) = v2_without_layers(src.path());
+    let tfile = src.path().join("t.torrent");
+    std::fs::write(&tfile, full.to_bytes()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/lt_peer.py");
+    let mut child = std::process::Command::new(&python)
+        .arg(script)
+        .args(["seed"])
+        .arg(&tfile)
+        .arg(src.path())
+        .arg("1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut port = None;
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0 {
+        if let Some(p) = line.trim().strip_prefix("PORT ") {
+            port = Some(p.parse::<u16>().unwrap());
+        }
+        if line.starts_with("READY") {
+            break;
+        }
+        line.clear();
+    }
+    let port = port.expect("libtorrent's port");
+    let s1 = session().await;
+    let peer: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let h = s1
+        .add(&bare, dst.path(), AddOptions::with_peers(vec![peer]))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(LIMIT, h.wait_complete()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    done.expect("in time").unwrap();
+    for f in ["data/big.bin", "data/small.bin"] {
+        assert!(
+            std::fs::read(src.path().join(f)).unwrap()
+                == std::fs::read(dst.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(h.status().hash_failures, 0);
+}

@@ -58,9 +58,18 @@ pub(crate) fn make_torrent(root: &Path, version: &str) -> PathBuf {
 pub(crate) fn assert_same_content(src: &Path, dst: &Path) {
     for (name, _) in FILES {
         let a = std::fs::read(src.join("content").join(name)).unwrap();
-        let b =
-            std::fs::read(dst.join("content").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(a == b, "{name} differs");
+        // libtorrent may report seeding a moment before its disk thread has written the
+        // last blocks (seen once under load): give it a few seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let b = std::fs::read(dst.join("content").join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if a == b {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} differs");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     // Padding files are never written.
     assert!(!dst.join("content/.pad").exists());
