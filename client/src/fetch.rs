@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use handshake::{Options, PeerConnection, PeerId, connect_tcp};
-use metainfo::{InfoHash, InfoHashV1, LayoutMode};
+use metainfo::{InfoHash, InfoHashV1};
 use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage, UT_METADATA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -105,25 +105,15 @@ impl Job {
             warn!(error = %e, "the torrent cannot start");
             self.status.send_modify(|s| s.error = Some(e));
         };
-        // Verified against the info hash; a hybrid torrent's piece layers (outside the
-        // info dictionary) are not needed: its v1 piece hashes check the data.
+        // Verified against the info hash; a hybrid torrent's piece layers are not
+        // needed: its v1 piece hashes check the data.
         let info = match metainfo::Info::from_bytes(&info) {
             Ok(i) => Arc::new(i),
             Err(e) => return fail(format!("the fetched metadata is unusable: {e}")),
         };
         info!(name = %info.name, peers = known.len(), "metadata fetched");
-        let missing_layers = info.files.iter().any(|f| {
-            f.length > info.piece_length
-                && f.pieces_root
-                    .is_some_and(|r| !info.piece_layers.contains_key(&r))
-        });
-        if info.layout_mode() == LayoutMode::V2 && missing_layers {
-            return fail(
-                "not yet supported: a v2-only torrent from a magnet link or hash (its piece \
-                 layers are not fetched yet; v1 and hybrid torrents work)"
-                    .into(),
-            );
-        }
+        // A v2 torrent's piece layers (outside the info dictionary) come from peers
+        // with BEP 52 hash requests once the torrent starts (see `crate::hashes`).
         self.status.send_modify(|s| {
             s.phase = Phase::Checking;
             s.metadata_pieces = (0, 0);

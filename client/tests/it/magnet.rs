@@ -354,14 +354,32 @@ async fn priorities_set_before_the_metadata_apply_once_it_arrives() {
 }
 
 #[test]
-fn a_v2_only_torrent_by_hash_is_refused_with_a_reason() {
+fn a_v2_only_torrent_by_hash_downloads_from_a_rivulet_seed() {
+    // The metadata has no piece layers: they come from the seed (BEP 52 hashes).
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     let torrent = make_torrent(src.path(), "v2");
     let (_seed, port) = rivulet_seed(&torrent, src.path());
     let h = hash_of(&torrent).v2().unwrap();
-    let o = download_source(&h.to_hex(), dst.path(), &[port], 30);
-    assert_eq!(o.status.code(), Some(3), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("v2-only torrent from a magnet link"), "{err}");
+    let v = result_json(&download_source(&h.to_hex(), dst.path(), &[port], 60));
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["hash_failures"], 0);
+    assert_same_content(src.path(), dst.path());
+}
+
+#[test]
+fn a_v2_only_torrent_by_hash_downloads_from_a_libtorrent_seed() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(src.path(), "v2");
+    let (_lt, port) = lt_magnet(&python, "seed", torrent.to_str().unwrap(), src.path());
+    let h = hash_of(&torrent).v2().unwrap();
+    let v = result_json(&download_source(&h.to_hex(), dst.path(), &[port], 60));
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["hash_failures"], 0);
+    assert_same_content(src.path(), dst.path());
 }
