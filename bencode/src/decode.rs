@@ -2,18 +2,20 @@
 //! integers and lengths inline, everything else through nom, which also words the errors).
 //!
 //! Containers are parsed without recursion, so a hostile nesting depth costs a bounded
-//! stack of frames and never the call stack; items are collected on one scratch stack
-//! (kept per thread between calls) and moved into an exactly sized `Vec` when their
-//! container ends, so every container costs one allocation.
+//! stack of frames and never the call stack. Items are collected per nesting depth in
+//! per-thread buffers (kept between calls); when the document is complete, each depth's
+//! items are moved into one shared allocation that the containers at that depth are
+//! ranges of, so a document costs a few allocations, not one per container.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use nom::IResult;
 use nom::Parser;
 use nom::bytes::complete::take_while1;
 
 use crate::error::{DecodeError, ErrorKind, Expected};
-use crate::value::{Dict, List, Value};
+use crate::value::{Dict, Entry, List, Seq, Value};
 
 /// The default limit on nesting of lists and dictionaries.
 pub const DEFAULT_MAX_DEPTH: usize = 256;
@@ -158,77 +160,163 @@ fn key_order_slow(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError
     }
 }
 
-/// An open container. Its items wait on one shared scratch stack (from `base` on) and
-/// are moved into an exactly sized `Vec` when it closes.
+/// An open container. Its items go to the level of its depth (from `base` on).
 #[derive(Clone, Copy)]
-struct Frame<'a> {
+struct Frame {
     start: usize,
     base: usize,
-    /// For a dictionary, the key read and waiting for its value.
-    key: &'a [u8],
+    /// For a dictionary, the last key read (offset and length; `usize::MAX` long
+    /// before the first).
+    key_off: usize,
+    key_len: usize,
     dict: bool,
 }
 
-const INLINE_FRAMES: usize = 8;
+/// A decoded value before the document is complete: byte strings and raw spans as
+/// offsets into the input (so the per-thread buffers holding items need no lifetime),
+/// containers as ranges of the level below them.
+#[derive(Clone, Copy)]
+enum Item {
+    Int(i64),
+    Bytes { off: usize, len: usize },
+    List(Span),
+    Dict(Span),
+}
 
-/// A list item (with an empty key) or a dictionary entry waiting for its container to end.
-type Entry<'a> = (&'a [u8], Value<'a>);
+/// A container: `len` items from `start` in the level below; its raw bytes at `raw`.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+    raw: usize,
+    raw_len: usize,
+}
 
-/// The largest scratch stack (in entries) kept for the next call on the same thread.
-const MAX_RETAINED_SCRATCH: usize = 1 << 15;
+/// A dictionary entry in a level: the key's offset and length, and the value.
+type ItemEntry = (usize, usize, Item);
+
+/// The items of all containers at one nesting depth, in document order: list items and
+/// dictionary entries apart. Only one container per depth is open at a time, so the
+/// open one's items are always the tail of its level. When the document is complete,
+/// each level becomes one shared allocation that its containers are ranges of.
+#[derive(Default)]
+struct Levels {
+    values: Vec<Vec<Item>>,
+    entries: Vec<Vec<ItemEntry>>,
+    /// The open containers, innermost last.
+    frames: Vec<Frame>,
+}
+
+/// The largest level (in items) whose allocation is kept for the next call on the same
+/// thread, and the most levels kept.
+const MAX_RETAINED_LEVEL: usize = 1 << 16;
+const MAX_RETAINED_LEVELS: usize = 16;
 
 thread_local! {
-    static SCRATCH: Cell<Vec<Entry<'static>>> = const { Cell::new(Vec::new()) };
+    static LEVELS: Cell<Levels> = const {
+        Cell::new(Levels {
+            values: Vec::new(),
+            entries: Vec::new(),
+            frames: Vec::new(),
+        })
+    };
 }
 
-/// The stack of open containers: the first few on the call stack, deeper ones (rare,
-/// hostile) on the heap.
-struct Frames<'a> {
-    inline: [Frame<'a>; INLINE_FRAMES],
-    len: usize,
-    spill: Vec<Frame<'a>>,
+impl Levels {
+    fn take() -> Self {
+        LEVELS.with(Cell::take)
+    }
+    fn give_back(mut self) {
+        fn trim<T>(levels: &mut Vec<Vec<T>>) {
+            levels.truncate(MAX_RETAINED_LEVELS);
+            for l in levels {
+                l.clear();
+                if l.capacity() > MAX_RETAINED_LEVEL {
+                    *l = Vec::new();
+                }
+            }
+        }
+        trim(&mut self.values);
+        trim(&mut self.entries);
+        self.frames.clear();
+        if self.frames.capacity() > MAX_RETAINED_LEVEL {
+            self.frames = Vec::new();
+        }
+        LEVELS.with(|c| c.set(self));
+    }
+    /// Builds the tree of `root`: levels `0..depth` become shared allocations, deepest
+    /// first, each container pointing at the level below it.
+    fn seal<'a>(&self, input: &'a [u8], depth: usize, strict: bool, root: Item) -> Value<'a> {
+        let mut vals: Option<Arc<[Value<'a>]>> = None;
+        let mut ents: Option<Arc<[Entry<'a>]>> = None;
+        for d in (0..depth).rev() {
+            let next_vals = self.values.get(d).filter(|l| !l.is_empty()).map(|l| {
+                l.iter()
+                    .map(|&it| value(input, it, &vals, &ents, strict))
+                    .collect()
+            });
+            let next_ents = self.entries.get(d).filter(|l| !l.is_empty()).map(|l| {
+                l.iter()
+                    .map(|&(off, len, it)| {
+                        (
+                            slice(input, off, len),
+                            value(input, it, &vals, &ents, strict),
+                        )
+                    })
+                    .collect()
+            });
+            vals = next_vals;
+            ents = next_ents;
+        }
+        value(input, root, &vals, &ents, strict)
+    }
 }
 
-impl<'a> Frames<'a> {
-    fn new() -> Self {
-        let empty = Frame {
-            start: 0,
-            base: 0,
-            key: &[],
-            dict: false,
-        };
-        Frames {
-            inline: [empty; INLINE_FRAMES],
-            len: 0,
-            spill: Vec::new(),
-        }
+/// Makes sure level `d` exists.
+#[inline(never)]
+fn ensure_level(values: &mut Vec<Vec<Item>>, entries: &mut Vec<Vec<ItemEntry>>, d: usize) {
+    while values.len() <= d {
+        values.push(Vec::new());
     }
-    #[inline]
-    fn push(&mut self, f: Frame<'a>) {
-        if self.len < INLINE_FRAMES {
-            self.inline[self.len] = f;
-        } else {
-            self.spill.push(f);
-        }
-        self.len += 1;
+    while entries.len() <= d {
+        entries.push(Vec::new());
     }
-    #[inline]
-    fn last_mut(&mut self) -> Option<&mut Frame<'a>> {
-        match self.len {
-            0 => None,
-            n if n <= INLINE_FRAMES => self.inline.get_mut(n - 1),
-            _ => self.spill.last_mut(),
-        }
-    }
-    #[inline]
-    fn pop(&mut self) -> Option<Frame<'a>> {
-        let f = match self.len {
-            0 => return None,
-            n if n <= INLINE_FRAMES => self.inline.get(n - 1).copied(),
-            _ => self.spill.pop(),
-        };
-        self.len -= 1;
-        f
+}
+
+#[inline]
+fn slice(input: &[u8], off: usize, len: usize) -> &[u8] {
+    input.get(off..off + len).unwrap_or_default()
+}
+
+/// The value of an item, its containers pointing into the level below (`vals`, `ents`).
+#[inline]
+fn value<'a>(
+    input: &'a [u8],
+    it: Item,
+    vals: &Option<Arc<[Value<'a>]>>,
+    ents: &Option<Arc<[Entry<'a>]>>,
+    strict: bool,
+) -> Value<'a> {
+    match it {
+        Item::Int(i) => Value::Int(i),
+        Item::Bytes { off, len } => Value::Bytes(slice(input, off, len)),
+        Item::List(s) => Value::List(List {
+            items: Seq::Decoded {
+                store: if s.len > 0 { vals.clone() } else { None },
+                start: s.start,
+                len: s.len,
+                raw: slice(input, s.raw, s.raw_len),
+            },
+        }),
+        Item::Dict(s) => Value::Dict(Dict {
+            entries: Seq::Decoded {
+                store: if s.len > 0 { ents.clone() } else { None },
+                start: s.start,
+                len: s.len,
+                raw: slice(input, s.raw, s.raw_len),
+            },
+            sorted: strict,
+        }),
     }
 }
 
@@ -290,51 +378,60 @@ impl Decoder {
     /// it took; what follows is left to the caller (ut_metadata data messages carry raw
     /// bytes after a dictionary).
     ///
-    /// Items wait on a scratch stack until their container ends; its allocation is kept
-    /// per thread for the next call (up to 32,768 entries, 2 MiB), so decoding a stream
-    /// of messages allocates only the containers themselves.
+    /// The items of all containers at one nesting depth end up in one shared allocation,
+    /// so a document costs one allocation per depth (and kind: list items, dictionary
+    /// entries), however many containers it holds. While decoding they are collected in
+    /// per-thread buffers kept for the next call (up to 32,768 items per depth).
     pub fn decode_prefix<'a>(&self, input: &'a [u8]) -> Result<(Value<'a>, usize), DecodeError> {
-        // The scratch stack's allocation is kept per thread between calls: decoding many
-        // messages then costs no allocation for it, and big inputs do not grow it anew.
-        let mut scratch: Vec<Entry<'a>> = SCRATCH.with(Cell::take);
-        let result = self.decode_with(input, &mut scratch);
-        scratch.clear();
-        // Same layout, so this reuses the allocation; it only changes the lifetime back.
-        // (Nothing is ever kept: `filter_map` is the point, not `filter`.)
-        #[allow(clippy::unnecessary_filter_map)]
-        let recycled: Vec<Entry<'static>> = scratch.into_iter().filter_map(|_| None).collect();
-        if recycled.capacity() <= MAX_RETAINED_SCRATCH {
-            SCRATCH.with(|c| c.set(recycled));
-        }
+        let mut levels = Levels::take();
+        let result = self
+            .decode_items(input, &mut levels)
+            .map(|(root, depth, used)| (levels.seal(input, depth, self.strict, root), used));
+        levels.give_back();
         result
     }
 
-    fn decode_with<'a>(
+    /// Parses one value into `levels`; returns the root item, the number of levels used
+    /// and the offset after the value.
+    fn decode_items(
         &self,
-        input: &'a [u8],
-        scratch: &mut Vec<Entry<'a>>,
-    ) -> Result<(Value<'a>, usize), DecodeError> {
+        input: &[u8],
+        levels: &mut Levels,
+    ) -> Result<(Item, usize, usize), DecodeError> {
         let strict = self.strict;
-        let mut frames = Frames::new();
+        let Levels {
+            values,
+            entries,
+            frames,
+        } = levels;
+        frames.clear();
         let mut pos = 0usize;
+        // Levels used so far (one more than the deepest frame index).
+        let mut depth = 0usize;
 
-        // Hands a finished value to its container (each kind at its own call site, so
-        // that the value is written straight into the scratch stack), or returns it.
+        // Hands a finished item to its container (each kind at its own call site), or
+        // returns it.
         macro_rules! deliver {
-            ($value:expr) => {
+            ($item:expr) => {{
+                let d = frames.len();
                 match frames.last_mut() {
-                    None => return Ok(($value, pos)),
+                    None => return Ok(($item, depth, pos)),
                     Some(f) => {
-                        let key = f.key;
-                        scratch.push((key, $value));
+                        if f.dict {
+                            let (off, len) = (f.key_off, f.key_len);
+                            entries[d - 1].push((off, len, $item));
+                        } else {
+                            values[d - 1].push($item);
+                        }
                     }
                 }
-            };
+            }};
         }
 
         loop {
             // 1. Inside a container: its `e`, or (in a dictionary) the next key.
             let mut close = false;
+            let d = frames.len();
             let expected = match frames.last_mut() {
                 None => Expected::Value,
                 Some(f) if !f.dict => {
@@ -348,12 +445,12 @@ impl Decoder {
                     }
                     Some(c) if c.is_ascii_digit() => {
                         let (k, next) = lex_str(input, pos, strict)?;
-                        if strict && scratch.len() > f.base {
-                            if let Some((prev, _)) = scratch.last() {
-                                check_key_order(prev, k, pos)?;
-                            }
+                        if strict && f.key_len != usize::MAX {
+                            let prev = slice(input, f.key_off, f.key_len);
+                            check_key_order(prev, k, pos)?;
                         }
-                        f.key = k;
+                        f.key_off = next - k.len();
+                        f.key_len = k.len();
                         pos = next;
                         Expected::DictValue
                     }
@@ -377,17 +474,25 @@ impl Decoder {
                 let Some(f) = frames.pop() else {
                     return Err(eof(pos, expected));
                 };
-                let raw = input.get(f.start..pos);
-                if f.dict {
-                    let entries = scratch.drain(f.base..).collect();
-                    deliver!(Value::Dict(Dict {
-                        entries,
-                        raw,
-                        sorted: strict,
-                    }));
+                let end = if f.dict {
+                    entries[d - 1].len()
                 } else {
-                    let items = scratch.drain(f.base..).map(|(_, v)| v).collect();
-                    deliver!(Value::List(List { items, raw }));
+                    values[d - 1].len()
+                };
+                let (Ok(start), Ok(len)) = (u32::try_from(f.base), u32::try_from(end - f.base))
+                else {
+                    return Err(DecodeError::new(f.start, ErrorKind::TooManyItems));
+                };
+                let span = Span {
+                    start,
+                    len,
+                    raw: f.start,
+                    raw_len: pos - f.start,
+                };
+                if f.dict {
+                    deliver!(Item::Dict(span));
+                } else {
+                    deliver!(Item::List(span));
                 }
             } else {
                 let Some(&c) = input.get(pos) else {
@@ -397,15 +502,18 @@ impl Decoder {
                     b'i' => {
                         let (i, next) = lex_int(input, pos, strict)?;
                         pos = next;
-                        deliver!(Value::Int(i));
+                        deliver!(Item::Int(i));
                     }
                     b'0'..=b'9' => {
                         let (s, next) = lex_str(input, pos, strict)?;
                         pos = next;
-                        deliver!(Value::Bytes(s));
+                        deliver!(Item::Bytes {
+                            off: next - s.len(),
+                            len: s.len()
+                        });
                     }
                     b'l' | b'd' => {
-                        if frames.len >= self.max_depth {
+                        if d >= self.max_depth {
                             return Err(DecodeError::new(
                                 pos,
                                 ErrorKind::DepthLimit {
@@ -413,14 +521,22 @@ impl Decoder {
                                 },
                             ));
                         }
-                        if scratch.capacity() == 0 {
-                            scratch.reserve(16);
+                        if d >= depth {
+                            ensure_level(values, entries, d);
+                            depth = d + 1;
                         }
+                        let dict = c == b'd';
+                        let base = if dict {
+                            entries[d].len()
+                        } else {
+                            values[d].len()
+                        };
                         frames.push(Frame {
                             start: pos,
-                            base: scratch.len(),
-                            key: &[],
-                            dict: c == b'd',
+                            base,
+                            key_off: 0,
+                            key_len: usize::MAX,
+                            dict,
                         });
                         pos += 1;
                         continue;
@@ -691,24 +807,51 @@ mod tests {
         }
     }
 
+    fn retained() -> Vec<(usize, usize, usize, usize)> {
+        LEVELS.with(|c| {
+            let l = c.take();
+            let caps = l
+                .values
+                .iter()
+                .zip(&l.entries)
+                .map(|(a, b)| (a.capacity(), a.len(), b.capacity(), b.len()))
+                .collect();
+            c.set(l);
+            caps
+        })
+    }
+
     #[test]
-    fn scratch_is_kept_between_calls() {
-        Decoder::new().decode(b"li1ei2ei3ee").unwrap();
-        let cap = SCRATCH.with(|c| {
-            let v = c.take();
-            let cap = v.capacity();
-            c.set(v);
-            cap
-        });
-        assert!(cap >= 3);
-        // Errors give it back too.
+    fn levels_are_kept_between_calls() {
+        Decoder::new().decode(b"li1ei2eld1:ai3eeee").unwrap();
+        let caps = retained();
+        assert!(caps.len() >= 3, "{caps:?}");
+        assert!(caps[0].0 >= 3 && caps[1].0 >= 1 && caps[2].2 >= 1, "{caps:?}");
+        assert!(caps.iter().all(|c| c.1 == 0 && c.3 == 0));
+        // Errors give them back too, emptied.
         assert!(Decoder::new().decode(b"li1ei2e").is_err());
-        assert!(SCRATCH.with(|c| {
-            let v = c.take();
-            let ok = v.capacity() >= 3 && v.is_empty();
-            c.set(v);
-            ok
-        }));
+        let caps = retained();
+        assert!(caps[0].0 >= 3 && caps.iter().all(|c| c.1 == 0 && c.3 == 0));
+    }
+
+    #[test]
+    fn containers_share_one_allocation_per_depth() {
+        let v = Decoder::new()
+            .decode(b"ld1:ai1e1:bi2eed1:ci3eeli4eeli5eee")
+            .unwrap();
+        let l = v.as_list().unwrap();
+        let a = l.get(0).unwrap().as_dict().unwrap().entries();
+        let b = l.get(1).unwrap().as_dict().unwrap().entries();
+        // Adjacent ranges of one slice.
+        assert!(std::ptr::eq(a.as_ptr_range().end, b.as_ptr()));
+        let c = l.get(2).unwrap().as_list().unwrap().items();
+        let d = l.get(3).unwrap().as_list().unwrap().items();
+        assert!(std::ptr::eq(c.as_ptr_range().end, d.as_ptr()));
+        assert_eq!(d, &[Value::Int(5)]);
+        // Empty containers need no storage.
+        let e = Decoder::new().decode(b"lledee").unwrap();
+        assert_eq!(e.as_list().unwrap().len(), 2);
+        assert!(e.as_list().unwrap().iter().all(|x| x.raw().is_some()));
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn canonical_raw_list<'a>(_: &List<'a>) -> Option<&'a [u8]> {
 /// A strictly decoded dictionary's original bytes: already its canonical encoding.
 #[inline]
 fn canonical_raw_dict<'a>(d: &Dict<'a>) -> Option<&'a [u8]> {
-    d.raw.filter(|_| d.sorted)
+    d.raw().filter(|_| d.sorted)
 }
 
 fn encode_dict(d: &Dict<'_>, out: &mut Vec<u8>) {
@@ -97,18 +97,18 @@ pub(crate) fn for_each_canonical<'d, 'a>(
     d: &'d Dict<'a>,
     mut f: impl FnMut(&'a [u8], &'d Value<'a>),
 ) {
+    let entries = d.entries();
     if d.sorted {
-        for (k, v) in &d.entries {
+        for (k, v) in entries {
             f(k, v);
         }
         return;
     }
-    let mut idx: Vec<usize> = (0..d.entries.len()).collect();
+    let mut order: Vec<&'d (&'a [u8], Value<'a>)> = entries.iter().collect();
     // Stable sort: the first of equal keys stays first and wins.
-    idx.sort_by(|&a, &b| d.entries[a].0.cmp(d.entries[b].0));
-    idx.dedup_by(|b, a| d.entries[*a].0 == d.entries[*b].0);
-    for i in idx {
-        let (k, v) = &d.entries[i];
+    order.sort_by(|a, b| a.0.cmp(b.0));
+    order.dedup_by(|b, a| a.0 == b.0);
+    for (k, v) in order {
         f(k, v);
     }
 }

@@ -56,6 +56,9 @@ pub enum ErrorKind {
         /// The configured limit.
         limit: usize,
     },
+    /// More than `u32::MAX` items at one nesting depth of one document (an input of
+    /// several gigabytes); reported at the container that holds the excess.
+    TooManyItems,
     /// Bytes left over after a complete value (strict mode, or `decode` of a whole input).
     TrailingBytes {
         /// How many bytes are left.
@@ -123,6 +126,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DepthLimit { limit } => write!(f, "nesting deeper than {limit}"),
             ErrorKind::TrailingBytes { count } => {
                 write!(f, "{count} trailing bytes after the value")
+            }
+            ErrorKind::TooManyItems => {
+                f.write_str("more than 4294967295 items at one nesting depth")
             }
         }
     }
