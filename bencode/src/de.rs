@@ -86,8 +86,24 @@ impl DeError {
     }
     /// Gives an error without an offset the offset of the value being deserialized.
     #[cold]
-    fn or_at(mut self, offset: usize) -> Self {
+    #[inline(never)]
+    fn fill_offset(&mut self, offset: usize) {
         self.0.offset.get_or_insert(offset);
+    }
+}
+
+/// Gives an error from a visitor the offset of the value it was visiting, if it has
+/// none (in place: the value is not moved on the way out).
+trait AtValue {
+    fn at_value(self, offset: usize) -> Self;
+}
+
+impl<T> AtValue for Result<T, DeError> {
+    #[inline(always)]
+    fn at_value(mut self, offset: usize) -> Self {
+        if let Err(e) = &mut self {
+            e.fill_offset(offset);
+        }
         self
     }
 }
@@ -130,9 +146,12 @@ pub fn from_bytes_with<'de, T: de::Deserialize<'de>>(
         strict: decoder.is_strict(),
         depth: 0,
         limit: decoder.depth_limit(),
+        text_at: 0,
+        text: "",
+        text_window: MIN_TEXT_WINDOW,
     };
-    let v = T::deserialize(&mut de)?;
-    if de.strict && de.pos != input.len() {
+    let r = T::deserialize(&mut de);
+    if r.is_ok() && de.strict && de.pos != input.len() {
         return Err(DeError::at(
             de.pos,
             DeErrorKind::Syntax(ErrorKind::TrailingBytes {
@@ -140,7 +159,7 @@ pub fn from_bytes_with<'de, T: de::Deserialize<'de>>(
             }),
         ));
     }
-    Ok(v)
+    r
 }
 
 struct Deserializer<'de> {
@@ -149,7 +168,20 @@ struct Deserializer<'de> {
     strict: bool,
     depth: usize,
     limit: usize,
+    /// A stretch of the input known to be valid UTF-8 (`text`, starting at offset
+    /// `text_at`): strings inside it are sliced out of it instead of being validated
+    /// one by one.
+    text_at: usize,
+    text: &'de str,
+    /// How far past a string the next stretch is validated: doubles while stretches
+    /// are valid to their end (text-heavy input), back to the minimum when one stops
+    /// at bytes that are not UTF-8 (text between binary strings).
+    text_window: usize,
 }
+
+/// The least and most input validated as UTF-8 past a string, at once.
+const MIN_TEXT_WINDOW: usize = 64;
+const MAX_TEXT_WINDOW: usize = 4096;
 
 impl<'de> Deserializer<'de> {
     #[inline]
@@ -173,6 +205,46 @@ impl<'de> Deserializer<'de> {
         let (s, next) = lex_str(self.input, self.pos, self.strict)?;
         self.pos = next;
         Ok(s)
+    }
+    /// The string `b` (just read, ending at `self.pos`, its token at `start`) as UTF-8.
+    #[inline]
+    fn text(&mut self, b: &'de [u8], start: usize) -> Result<&'de str, DeError> {
+        let off = self.pos - b.len();
+        if let Some(rel) = off.checked_sub(self.text_at) {
+            // `get` checks char boundaries: a string cut out of valid UTF-8 at char
+            // boundaries is valid, and one that is not cut at boundaries is not.
+            if let Some(s) = self.text.get(rel..rel + b.len()) {
+                return Ok(s);
+            }
+        }
+        self.text_slow(b, off, start)
+    }
+    /// Validates the input from `off` on (the string `b` and up to `text_window` bytes
+    /// past it, as far as it is valid UTF-8) for this and the next strings.
+    #[inline(never)]
+    fn text_slow(&mut self, b: &'de [u8], off: usize, start: usize) -> Result<&'de str, DeError> {
+        let end = self
+            .input
+            .len()
+            .min(self.pos.saturating_add(self.text_window));
+        let ahead = self.input.get(off..end).unwrap_or_default();
+        let valid = match std::str::from_utf8(ahead) {
+            Ok(v) => {
+                self.text_window = (self.text_window * 2).min(MAX_TEXT_WINDOW);
+                v
+            }
+            // Checked again up to where it stopped being valid (which cannot fail).
+            Err(e) => {
+                self.text_window = MIN_TEXT_WINDOW;
+                std::str::from_utf8(ahead.get(..e.valid_up_to()).unwrap_or_default())
+                    .unwrap_or_default()
+            }
+        };
+        self.text_at = off;
+        self.text = valid;
+        valid
+            .get(..b.len())
+            .ok_or_else(|| DeError::at(start, DeErrorKind::InvalidUtf8))
     }
     #[inline]
     fn enter(&mut self) -> Result<(), DeError> {
@@ -213,20 +285,32 @@ impl<'de> Deserializer<'de> {
             }),
         )
     }
-    fn seq<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DeError> {
+    // `seq` and `map` hand back the visitor's result as it is (no `?` on it): a struct
+    // is then written once, where the caller wants it, instead of moved at every level.
+    /// The list at `start` (the `l` already checked).
+    #[inline]
+    fn seq<V: Visitor<'de>>(&mut self, visitor: V, start: usize) -> Result<V::Value, DeError> {
         self.enter()?;
-        let v = visitor.visit_seq(SeqAccess { de: self })?;
-        self.leave()?;
-        Ok(v)
+        let mut r = visitor.visit_seq(SeqAccess { de: self });
+        match &mut r {
+            Ok(_) => self.leave()?,
+            Err(e) => e.fill_offset(start),
+        }
+        r
     }
-    fn map<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, DeError> {
+    /// The dictionary at `start` (the `d` already checked).
+    #[inline]
+    fn map<V: Visitor<'de>>(&mut self, visitor: V, start: usize) -> Result<V::Value, DeError> {
         self.enter()?;
-        let v = visitor.visit_map(MapAccess {
+        let mut r = visitor.visit_map(MapAccess {
             de: self,
             last: None,
-        })?;
-        self.leave()?;
-        Ok(v)
+        });
+        match &mut r {
+            Ok(_) => self.leave()?,
+            Err(e) => e.fill_offset(start),
+        }
+        r
     }
 }
 
@@ -239,7 +323,7 @@ macro_rules! int_methods {
                 return self.deserialize_any(visitor);
             }
             let i = self.int()?;
-            visitor.visit_i64(i).map_err(|e: DeError| e.or_at(start))
+            visitor.visit_i64(i).at_value(start)
         }
     )*};
 }
@@ -258,11 +342,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 let s = self.bytes()?;
                 visitor.visit_borrowed_bytes(s)
             }
-            b'l' => self.seq(visitor),
-            b'd' => self.map(visitor),
+            b'l' => return self.seq(visitor, start),
+            b'd' => return self.map(visitor, start),
             c => return Err(self.unexpected(c)),
         };
-        r.map_err(|e: DeError| e.or_at(start))
+        r.at_value(start)
     }
 
     int_methods! {
@@ -290,7 +374,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 &"0 or 1",
             )),
         }
-        .map_err(|e: DeError| e.or_at(start))
+        .at_value(start)
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DeError> {
@@ -311,10 +395,8 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             return self.deserialize_any(visitor);
         }
         let b = self.bytes()?;
-        let s = std::str::from_utf8(b).map_err(|_| DeError::at(start, DeErrorKind::InvalidUtf8))?;
-        visitor
-            .visit_borrowed_str(s)
-            .map_err(|e: DeError| e.or_at(start))
+        let s = self.text(b, start)?;
+        visitor.visit_borrowed_str(s).at_value(start)
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_str(visitor)
@@ -327,9 +409,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             return self.deserialize_any(visitor);
         }
         let b = self.bytes()?;
-        visitor
-            .visit_borrowed_bytes(b)
-            .map_err(|e: DeError| e.or_at(start))
+        visitor.visit_borrowed_bytes(b).at_value(start)
     }
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_bytes(visitor)
@@ -368,7 +448,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         if self.peek(Expected::Value)? != b'l' {
             return self.deserialize_any(visitor);
         }
-        self.seq(visitor).map_err(|e: DeError| e.or_at(start))
+        self.seq(visitor, start)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
@@ -387,7 +467,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         if self.peek(Expected::Value)? != b'd' {
             return self.deserialize_any(visitor);
         }
-        self.map(visitor).map_err(|e: DeError| e.or_at(start))
+        self.map(visitor, start)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -411,15 +491,13 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 let b = self.bytes()?;
                 let s = std::str::from_utf8(b)
                     .map_err(|_| DeError::at(start, DeErrorKind::InvalidUtf8))?;
-                visitor
-                    .visit_enum(s.into_deserializer())
-                    .map_err(|e: DeError| e.or_at(start))
+                visitor.visit_enum(s.into_deserializer()).at_value(start)
             }
             b'd' => {
                 self.enter()?;
                 let v = visitor
                     .visit_enum(EnumAccess { de: self })
-                    .map_err(|e: DeError| e.or_at(start))?;
+                    .at_value(start)?;
                 self.leave()?;
                 Ok(v)
             }
@@ -521,17 +599,13 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
 
     #[inline]
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor
-            .visit_borrowed_bytes(self.key)
-            .map_err(|e: DeError| e.or_at(self.offset))
+        visitor.visit_borrowed_bytes(self.key).at_value(self.offset)
     }
     #[inline]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let s = std::str::from_utf8(self.key)
             .map_err(|_| DeError::at(self.offset, DeErrorKind::InvalidUtf8))?;
-        visitor
-            .visit_borrowed_str(s)
-            .map_err(|e: DeError| e.or_at(self.offset))
+        visitor.visit_borrowed_str(s).at_value(self.offset)
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_str(visitor)
@@ -559,7 +633,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
             .map_err(|_| DeError::at(self.offset, DeErrorKind::InvalidUtf8))?;
         visitor
             .visit_enum(s.into_deserializer())
-            .map_err(|e: DeError| e.or_at(self.offset))
+            .at_value(self.offset)
     }
 
     serde::forward_to_deserialize_any! {

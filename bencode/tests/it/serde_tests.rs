@@ -387,3 +387,77 @@ mod props {
         }
     }
 }
+
+/// Strings are checked as UTF-8 a stretch of input at a time; whatever the neighbours
+/// (text, binary strings, multi-byte characters cut at any point), every `&str` gets
+/// the same answer as `str::from_utf8` on it alone, and the first bad one is reported
+/// at its own offset.
+#[test]
+fn utf8_checked_per_string_whatever_the_neighbours() {
+    let pieces: [&[u8]; 10] = [
+        b"plain",
+        "h\u{e9}llo".as_bytes(),
+        "\u{1f600}".as_bytes(),
+        &"\u{1f600}".as_bytes()[..2],
+        &"\u{1f600}".as_bytes()[1..],
+        b"\xff",
+        b"",
+        b"\xc3",
+        b"a\xc3\xa9b",
+        &[b'x'; 70],
+    ];
+    let mut seed = 0x1234_5678_9abc_def0_u64;
+    for _ in 0..3000 {
+        let mut items: Vec<&[u8]> = Vec::new();
+        let n = 1 + (seed % 7) as usize;
+        for _ in 0..n {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            items.push(pieces[(seed % pieces.len() as u64) as usize]);
+        }
+        // As a list of strings, and as strings behind binary fields of a struct.
+        let mut input = b"l".to_vec();
+        let mut offsets = Vec::new();
+        for it in &items {
+            offsets.push(input.len());
+            input.extend_from_slice(format!("{}:", it.len()).as_bytes());
+            input.extend_from_slice(it);
+        }
+        input.push(b'e');
+        let first_bad = items.iter().position(|s| std::str::from_utf8(s).is_err());
+        let got = from_bytes::<Vec<&str>>(&input);
+        match first_bad {
+            None => {
+                let want: Vec<&str> = items
+                    .iter()
+                    .map(|s| std::str::from_utf8(s).unwrap())
+                    .collect();
+                assert_eq!(got.unwrap(), want, "{input:?}");
+            }
+            Some(i) => {
+                let e = got.unwrap_err();
+                assert_eq!(*e.kind(), DeErrorKind::InvalidUtf8, "{input:?}");
+                assert_eq!(e.offset(), Some(offsets[i]), "{input:?}");
+            }
+        }
+        // A string right after a binary field.
+        #[derive(Deserialize, Debug)]
+        struct S<'a> {
+            #[serde(borrow, with = "serde_bytes")]
+            a: &'a [u8],
+            b: &'a str,
+        }
+        let (x, y) = (items[0], items[items.len() - 1]);
+        let mut input = format!("d1:a{}:", x.len()).into_bytes();
+        input.extend_from_slice(x);
+        input.extend_from_slice(format!("1:b{}:", y.len()).as_bytes());
+        input.extend_from_slice(y);
+        input.push(b'e');
+        let got = from_bytes::<S<'_>>(&input);
+        match std::str::from_utf8(y) {
+            Ok(s) => assert_eq!(got.unwrap().b, s),
+            Err(_) => assert_eq!(*got.unwrap_err().kind(), DeErrorKind::InvalidUtf8),
+        }
+    }
+}
