@@ -201,4 +201,3 @@ pub(crate) struct Resp<'a> {
     #[serde(borrow, with = "serde_bytes")]
     token: &'a [u8],
 }
-

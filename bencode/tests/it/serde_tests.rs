@@ -456,7 +456,10 @@ fn utf8_checked_per_string_whatever_the_neighbours() {
         input.push(b'e');
         let got = from_bytes::<S<'_>>(&input);
         match std::str::from_utf8(y) {
-            Ok(s) => assert_eq!(got.unwrap().b, s),
+            Ok(s) => {
+                let v = got.unwrap();
+                assert_eq!((v.a, v.b), (x, s));
+            }
             Err(_) => assert_eq!(*got.unwrap_err().kind(), DeErrorKind::InvalidUtf8),
         }
     }
