@@ -215,6 +215,8 @@ struct Levels {
     entries: Vec<Vec<ItemEntry>>,
     /// The open containers, innermost last.
     frames: Vec<Frame>,
+    /// Levels used by the current call (the others are empty).
+    used: usize,
 }
 
 /// The largest level (in items) whose allocation is kept for the next call on the same
@@ -228,6 +230,7 @@ thread_local! {
             values: Vec::new(),
             entries: Vec::new(),
             frames: Vec::new(),
+            used: 0,
         })
     };
 }
@@ -237,17 +240,19 @@ impl Levels {
         LEVELS.with(Cell::take)
     }
     fn give_back(mut self) {
-        fn trim<T>(levels: &mut Vec<Vec<T>>) {
+        // Only the levels this call used hold anything.
+        fn trim<T>(levels: &mut Vec<Vec<T>>, used: usize) {
             levels.truncate(MAX_RETAINED_LEVELS);
-            for l in levels {
+            for l in levels.iter_mut().take(used) {
                 l.clear();
                 if l.capacity() > MAX_RETAINED_LEVEL {
                     *l = Vec::new();
                 }
             }
         }
-        trim(&mut self.values);
-        trim(&mut self.entries);
+        trim(&mut self.values, self.used);
+        trim(&mut self.entries, self.used);
+        self.used = 0;
         self.frames.clear();
         if self.frames.capacity() > MAX_RETAINED_LEVEL {
             self.frames = Vec::new();
@@ -413,11 +418,11 @@ impl Decoder {
             values,
             entries,
             frames,
+            used: depth,
         } = levels;
         frames.clear();
+        *depth = 0;
         let mut pos = 0usize;
-        // Levels used so far (one more than the deepest frame index).
-        let mut depth = 0usize;
 
         // Hands a finished item to its container (each kind at its own call site), or
         // returns it.
@@ -425,7 +430,7 @@ impl Decoder {
             ($item:expr) => {{
                 let d = frames.len();
                 match frames.last_mut() {
-                    None => return Ok(($item, depth, pos)),
+                    None => return Ok(($item, *depth, pos)),
                     Some(f) => {
                         if f.dict {
                             let (off, len) = (f.key_off, f.key_len);
@@ -531,9 +536,13 @@ impl Decoder {
                                 },
                             ));
                         }
-                        if d >= depth {
-                            ensure_level(values, entries, d);
-                            depth = d + 1;
+                        // `depth`: levels used so far (one more than the deepest
+                        // frame index).
+                        if d >= *depth {
+                            if d >= values.len() || d >= entries.len() {
+                                ensure_level(values, entries, d);
+                            }
+                            *depth = d + 1;
                         }
                         let dict = c == b'd';
                         let base = if dict {
