@@ -149,6 +149,7 @@ pub fn from_bytes_with<'de, T: de::Deserialize<'de>>(
         text_at: 0,
         text: "",
         text_window: MIN_TEXT_WINDOW,
+        text_direct: DIRECT_STRINGS,
     };
     let r = T::deserialize(&mut de);
     if r.is_ok() && de.strict && de.pos != input.len() {
@@ -177,7 +178,13 @@ struct Deserializer<'de> {
     /// are valid to their end (text-heavy input), back to the minimum when one stops
     /// at bytes that are not UTF-8 (text between binary strings).
     text_window: usize,
+    /// Strings still to be validated one by one before stretches are used (a small
+    /// document's few strings are cheaper to check alone).
+    text_direct: u32,
 }
+
+/// How many strings of a document are validated alone before stretches are used.
+const DIRECT_STRINGS: u32 = 8;
 
 /// The least and most input validated as UTF-8 past a string, at once.
 const MIN_TEXT_WINDOW: usize = 64;
@@ -216,6 +223,11 @@ impl<'de> Deserializer<'de> {
             if let Some(s) = self.text.get(rel..rel + b.len()) {
                 return Ok(s);
             }
+        }
+        if self.text_direct > 0 {
+            self.text_direct -= 1;
+            return std::str::from_utf8(b)
+                .map_err(|_| DeError::at(start, DeErrorKind::InvalidUtf8));
         }
         self.text_slow(b, off, start)
     }
