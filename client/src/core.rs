@@ -326,6 +326,20 @@ impl TorrentCore {
         self.peers.len()
     }
 
+    /// Closes every connection (the torrent is paused); see [`Action::Close`].
+    pub fn disconnect_all(&mut self, now: Instant, reason: &str) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.drop_peer(key, reason.to_string(), now);
+        }
+    }
+
+    /// Where the connected peers can be dialed: the addresses we dialed and the
+    /// listen ports incoming peers announced.
+    pub fn peer_listen_addrs(&self) -> Vec<SocketAddr> {
+        self.peers.values().filter_map(|p| p.listen_addr).collect()
+    }
+
     /// Whether dialing `addr` makes sense: not banned, not already connected.
     pub fn should_dial(&self, addr: SocketAddr) -> bool {
         !self.banned_addrs.contains(&addr)

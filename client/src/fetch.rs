@@ -24,14 +24,14 @@ use metainfo::{InfoHash, InfoHashV1};
 use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage, UT_METADATA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::ext::OUR_UT_METADATA;
 use crate::metadata::{MetadataFetch, PeerUse};
 use crate::picker::{NORMAL, PeerKey, Priority};
-use crate::session::Config;
+use crate::session::{Config, Limits};
 use crate::source::TorrentSource;
 use crate::torrent::{
     self, AddOptions, MAX_KNOWN, Phase, Shared, Status, TorrentCmd, TorrentHandle,
@@ -45,6 +45,7 @@ const MAX_PENDING_PRIORITIES: usize = 10_000;
 /// Starts a torrent known only by its info hash(es); returns at once.
 pub(crate) fn start(
     config: Config,
+    limits: Limits,
     source: &TorrentSource,
     dir: PathBuf,
     mut options: AddOptions,
@@ -58,13 +59,18 @@ pub(crate) fn start(
         }
     }
     let (status_tx, status_rx) = watch::channel(Status {
-        phase: Phase::Metadata,
+        phase: if options.paused {
+            Phase::Paused
+        } else {
+            Phase::Metadata
+        },
         ..Status::default()
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let slot = Arc::new(OnceLock::new());
     let job = Job {
         config,
+        limits,
         info_hash,
         dir,
         options,
@@ -73,18 +79,12 @@ pub(crate) fn start(
         slot: slot.clone(),
     };
     let task = tokio::spawn(job.run(incoming, cmd_rx));
-    TorrentHandle {
-        info_hash,
-        status: status_rx,
-        cmd: cmd_tx,
-        task,
-        shared: slot,
-        trackers,
-    }
+    TorrentHandle::new(info_hash, status_rx, cmd_tx, slot, task, trackers)
 }
 
 struct Job {
     config: Config,
+    limits: Limits,
     info_hash: InfoHash,
     dir: PathBuf,
     options: AddOptions,
@@ -100,6 +100,7 @@ impl Job {
             return;
         };
         let (priorities, sequential) = (std::mem::take(&mut phase.priorities), phase.sequential);
+        let paused = phase.paused;
         drop(phase);
         let fail = |e: String| {
             warn!(error = %e, "the torrent cannot start");
@@ -120,6 +121,7 @@ impl Job {
         });
         let mut options = self.options.clone();
         options.peers = known;
+        options.paused = paused;
         // What the handle asked for before the file list was known.
         let files = info.files.len();
         if !priorities.is_empty() {
@@ -133,6 +135,7 @@ impl Job {
         }
         let driver = match torrent::prepare(
             self.config,
+            self.limits.clone(),
             &info,
             // The hash we were given names the swarm on the wire (libtorrent answers
             // a hybrid torrent's peer with the hash that peer first used).
@@ -153,6 +156,8 @@ impl Job {
 
 /// A metadata-phase connection.
 struct Conn {
+    /// Its slot in the session's connection budget.
+    _permit: OwnedSemaphorePermit,
     writer: mpsc::UnboundedSender<Bytes>,
     reader: tokio::task::AbortHandle,
     peer_id: PeerId,
@@ -164,7 +169,11 @@ struct Conn {
 }
 
 enum Input {
-    Connected(Box<PeerConnection<TcpStream>>, bool),
+    Connected(
+        Box<PeerConnection<TcpStream>>,
+        bool,
+        Option<OwnedSemaphorePermit>,
+    ),
     DialDone(SocketAddr),
     Resolved(Vec<SocketAddr>),
     Message(PeerKey, Message),
@@ -186,6 +195,8 @@ struct Phase1<'a> {
     /// File priorities set through the handle before the file list is known.
     priorities: BTreeMap<usize, Priority>,
     sequential: Option<bool>,
+    /// Paused through the handle: no connections, no dialing.
+    paused: bool,
 }
 
 impl<'a> Phase1<'a> {
@@ -204,6 +215,7 @@ impl<'a> Phase1<'a> {
             tasks: JoinSet::new(),
             priorities: BTreeMap::new(),
             sequential: None,
+            paused: job.options.paused,
         }
     }
 
@@ -243,7 +255,7 @@ impl<'a> Phase1<'a> {
                 Some(input) = urx.recv() => self.handle(input, &tx, &utx),
                 Some(input) = rx.recv() => self.handle(input, &tx, &utx),
                 conn = recv_incoming(incoming) => match conn {
-                    Some(c) => self.handle(Input::Connected(Box::new(c), false), &tx, &utx),
+                    Some(c) => self.handle(Input::Connected(Box::new(c), false, None), &tx, &utx),
                     None => *incoming = None,
                 },
                 cmd = cmds.recv() => match cmd {
@@ -265,6 +277,13 @@ impl<'a> Phase1<'a> {
                         let _ = done.send(());
                         return None;
                     }
+                    Some(TorrentCmd::Pause) => self.pause(),
+                    Some(TorrentCmd::Resume) => {
+                        if std::mem::take(&mut self.paused) {
+                            self.job.status.send_modify(|s| s.phase = Phase::Metadata);
+                            self.dial(&utx);
+                        }
+                    }
                     None => return None,
                 },
                 _ = dial_tick.tick() => self.dial(&utx),
@@ -279,6 +298,23 @@ impl<'a> Phase1<'a> {
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
+    }
+
+    /// Closes every connection and stops dialing until resumed.
+    fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        let now = Instant::now();
+        for a in self.peers_to_keep() {
+            self.remember(a);
+        }
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for key in keys {
+            self.close(now, key, "paused");
+        }
+        self.job.status.send_modify(|s| s.phase = Phase::Paused);
     }
 
     fn publish(&self) {
@@ -313,6 +349,9 @@ impl<'a> Phase1<'a> {
     }
 
     fn dial(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        if self.paused {
+            return;
+        }
         let config = &self.job.config;
         for &addr in &self.known {
             if self.conns.len() + self.dialing.len() >= config.max_peers {
@@ -323,18 +362,25 @@ impl<'a> Phase1<'a> {
                     .conns
                     .values()
                     .any(|c| c.listen == Some(addr) || c.addr == Some(addr))
-                || !self.dialing.insert(addr)
+                || self.dialing.contains(&addr)
             {
                 continue;
             }
+            let Some((slot, half_open)) = self.job.limits.dial() else {
+                debug!("session connection or half-open limit reached: dialing later");
+                return;
+            };
+            self.dialing.insert(addr);
             let mut options = Options::new(config.handshake_config());
             options.encryption = config.encryption;
             options.timeout = config.handshake_timeout;
             let (hash, utx) = (self.wire_hash, utx.clone());
             self.tasks.spawn(async move {
-                match connect_tcp(addr, &options, hash, None).await {
+                let r = connect_tcp(addr, &options, hash, None).await;
+                drop(half_open);
+                match r {
                     Ok(conn) => {
-                        let _ = utx.send(Input::Connected(Box::new(conn), true));
+                        let _ = utx.send(Input::Connected(Box::new(conn), true, Some(slot)));
                     }
                     Err(e) => debug!(%addr, error = %e, "connecting failed"),
                 }
@@ -351,7 +397,7 @@ impl<'a> Phase1<'a> {
     ) {
         let now = Instant::now();
         match input {
-            Input::Connected(conn, outgoing) => self.connected(*conn, outgoing, tx),
+            Input::Connected(conn, outgoing, slot) => self.connected(*conn, outgoing, slot, tx),
             Input::DialDone(addr) => {
                 self.dialing.remove(&addr);
             }
@@ -449,8 +495,13 @@ impl<'a> Phase1<'a> {
         &mut self,
         conn: PeerConnection<TcpStream>,
         outgoing: bool,
+        slot: Option<OwnedSemaphorePermit>,
         tx: &mpsc::Sender<Input>,
     ) {
+        if self.paused {
+            debug!(addr = ?conn.peer_addr, "paused: dropping a connection");
+            return;
+        }
         let id = conn.established.peer_id;
         let config = &self.job.config;
         if id == config.peer_id || self.conns.values().any(|c| c.peer_id == id) {
@@ -471,6 +522,10 @@ impl<'a> Phase1<'a> {
             }
             return;
         }
+        let Some(slot) = slot.or_else(|| self.job.limits.connection()) else {
+            debug!(addr = ?conn.peer_addr, "session connection limit reached: dropping a peer");
+            return;
+        };
         let key = self.next_key;
         self.next_key += 1;
         info!(peer = key, addr = ?conn.peer_addr, id = %id, "peer connected (metadata phase)");
@@ -521,6 +576,7 @@ impl<'a> Phase1<'a> {
         self.conns.insert(
             key,
             Conn {
+                _permit: slot,
                 writer: wtx,
                 reader: reader_task,
                 peer_id: id,

@@ -5,12 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use handshake::{
     Config as HsConfig, EncryptionPolicy, Listener, Options, PeerId, Registrar, Reserved,
 };
-use metainfo::InfoHash;
+use metainfo::{InfoHash, InfoHashV1};
+use tokio::sync::Semaphore;
 
 use crate::metadata::MetadataConfig;
 use crate::source::TorrentSource;
@@ -30,6 +32,12 @@ pub struct Config {
     pub encryption: EncryptionPolicy,
     /// Connected peers per torrent at most (default 50).
     pub max_peers: usize,
+    /// Connected peers across all the session's torrents at most (default 200), on top
+    /// of [`max_peers`](Self::max_peers). Outgoing connects in progress count too.
+    pub max_connections: usize,
+    /// Outgoing connects in progress (TCP connect plus handshake) across the session at
+    /// most (default 20); more wait for the next dial round.
+    pub max_half_open: usize,
     /// Peers we upload to at once, per torrent (default 8).
     pub max_unchoked: usize,
     /// Block requests outstanding per peer at most (default 128; the peer's `reqq`
@@ -51,6 +59,8 @@ impl Default for Config {
             listen: None,
             encryption: EncryptionPolicy::Enabled,
             max_peers: 50,
+            max_connections: 200,
+            max_half_open: 20,
             max_unchoked: 8,
             max_outstanding: 128,
             handshake_timeout: Duration::from_secs(10),
@@ -73,13 +83,121 @@ impl Config {
     }
 }
 
-/// A BitTorrent session: a peer id, an optional listening socket, torrents.
+/// The session-wide connection budget every torrent draws from.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// One permit per connection (established, or being dialed).
+    pub(crate) connections: Arc<Semaphore>,
+    /// One permit per outgoing connect in progress.
+    pub(crate) half_open: Arc<Semaphore>,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &Config) -> Limits {
+        Limits {
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            half_open: Arc::new(Semaphore::new(config.max_half_open)),
+        }
+    }
+
+    /// A connection slot, if one is free.
+    pub(crate) fn connection(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.connections.clone().try_acquire_owned().ok()
+    }
+
+    /// A connection slot and a half-open slot for a dial, if both are free.
+    pub(crate) fn dial(
+        &self,
+    ) -> Option<(
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
+        let conn = self.connection()?;
+        let half = self.half_open.clone().try_acquire_owned().ok()?;
+        Some((conn, half))
+    }
+}
+
+/// One torrent of a session.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) id: u64,
+    /// The wire ids it is registered under (v1 hash, truncated v2 hash).
+    pub(crate) keys: Vec<InfoHashV1>,
+    /// `None` while the torrent is being added (checking existing data).
+    pub(crate) handle: Option<TorrentHandle>,
+}
+
+/// The torrents of a session, shared with their handles (which leave it on
+/// [`TorrentHandle::remove`], [`close`](TorrentHandle::close) and
+/// [`shutdown`](TorrentHandle::shutdown)).
+#[derive(Debug, Default)]
+pub(crate) struct Torrents {
+    pub(crate) entries: Mutex<Vec<Entry>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Torrents {
+    /// Takes torrent `id` out of the session; returns its wire ids (to unregister).
+    pub(crate) fn take(&self, id: u64) -> Option<Entry> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let i = entries.iter().position(|e| e.id == id)?;
+        Some(entries.swap_remove(i))
+    }
+}
+
+/// How a torrent left the session, for [`TorrentHandle`].
+#[derive(Debug, Clone)]
+pub(crate) struct Membership {
+    pub(crate) id: u64,
+    pub(crate) torrents: std::sync::Weak<Torrents>,
+    pub(crate) registrar: Option<Registrar>,
+}
+
+impl Membership {
+    /// Leaves the session: forgets the torrent and stops routing its incoming peers.
+    pub(crate) fn leave(&self) {
+        let Some(torrents) = self.torrents.upgrade() else {
+            return;
+        };
+        let Some(entry) = torrents.take(self.id) else {
+            return;
+        };
+        if let Some(r) = &self.registrar {
+            for k in &entry.keys {
+                r.unregister(k);
+            }
+        }
+        // Dropped outside the lock: it may be the last handle.
+        drop(entry);
+    }
+}
+
+/// The wire ids a torrent is reachable under: its v1 hash and its truncated v2 hash.
+fn wire_keys(hash: InfoHash) -> Vec<InfoHashV1> {
+    let mut keys: Vec<InfoHashV1> = hash.v1().into_iter().collect();
+    keys.extend(hash.v2().map(|h| h.truncated()));
+    keys
+}
+
+/// A BitTorrent session: a peer id, an optional listening socket, and the torrents it
+/// runs.
+///
+/// The session owns its torrents: a [`TorrentHandle`] is a cheap, cloneable view of
+/// one, and dropping handles does not stop it. [`Session::torrents`] lists them,
+/// [`Session::get`] finds one by info hash, [`TorrentHandle::remove`] (or
+/// [`Session::remove`]) takes one out, optionally deleting its files. Dropping the
+/// session stops every torrent it runs. Connections count against the torrent's
+/// [`Config::max_peers`] and the session's [`Config::max_connections`]; outgoing
+/// connects in progress against [`Config::max_half_open`].
 #[derive(Debug)]
 pub struct Session {
     config: Config,
     listen_addr: Option<SocketAddr>,
     registrar: Option<Registrar>,
     listener_task: Option<tokio::task::JoinHandle<()>>,
+    torrents: Arc<Torrents>,
+    limits: Limits,
 }
 
 impl Session {
@@ -103,10 +221,12 @@ impl Session {
         // The bound address (the port, when 0 was asked for), announced to peers.
         config.listen = listen_addr;
         Ok(Session {
+            limits: Limits::new(&config),
             config,
             listen_addr,
             registrar,
             listener_task,
+            torrents: Arc::default(),
         })
     }
 
@@ -131,6 +251,10 @@ impl Session {
     /// in [`Phase::Metadata`](crate::torrent::Phase::Metadata), fetching the info
     /// dictionary from peers (the link's `x.pe`, `options.peers`,
     /// [`TorrentHandle::add_peer`], incoming ones; BEP 9), then checks and downloads.
+    ///
+    /// A torrent is in a session once: adding one that shares an info hash (v1, or v2)
+    /// with a torrent the session runs fails with [`TorrentError::Duplicate`], and
+    /// [`Session::get`] gives that torrent's handle.
     pub async fn add(
         &self,
         source: impl Into<TorrentSource>,
@@ -138,8 +262,39 @@ impl Session {
         options: AddOptions,
     ) -> Result<TorrentHandle, TorrentError> {
         let source = source.into();
+        let hash = source.info_hash();
+        let keys = wire_keys(hash);
+        // Claim the hashes before the (possibly long) check of existing data, so a
+        // concurrent add of the same torrent fails.
+        let id = {
+            let mut entries = self
+                .torrents
+                .entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if entries
+                .iter()
+                .any(|e| e.keys.iter().any(|k| keys.contains(k)))
+            {
+                return Err(TorrentError::Duplicate(hash));
+            }
+            let id = self
+                .torrents
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            entries.push(Entry {
+                id,
+                keys: keys.clone(),
+                handle: None,
+            });
+            id
+        };
+        let membership = Membership {
+            id,
+            torrents: Arc::downgrade(&self.torrents),
+            registrar: self.registrar.clone(),
+        };
         let incoming = self.registrar.as_ref().map(|r| {
-            let hash = source.info_hash();
             let rx = r.register(hash.wire_id(), 64);
             match hash {
                 // Peers that know only the v2 hash reach a hybrid torrent too.
@@ -149,18 +304,85 @@ impl Session {
                 _ => rx,
             }
         });
-        match source.torrent() {
+        let started = match source.torrent() {
             Some(torrent) => {
-                torrent::start(self.config, torrent, dir.as_ref(), options, incoming).await
+                torrent::start(
+                    self.config,
+                    self.limits.clone(),
+                    torrent,
+                    dir.as_ref(),
+                    options,
+                    incoming,
+                )
+                .await
             }
             None => Ok(crate::fetch::start(
                 self.config,
+                self.limits.clone(),
                 &source,
                 dir.as_ref().to_path_buf(),
                 options,
                 incoming,
             )),
+        };
+        match started {
+            Ok(handle) => {
+                handle.join(membership);
+                let mut entries = self
+                    .torrents
+                    .entries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
+                    e.handle = Some(handle.clone());
+                }
+                Ok(handle)
+            }
+            Err(e) => {
+                membership.leave();
+                Err(e)
+            }
         }
+    }
+
+    /// The torrents the session runs, in the order they were added (one still in
+    /// [`Session::add`] is not listed yet).
+    pub fn torrents(&self) -> Vec<TorrentHandle> {
+        let mut entries: Vec<(u64, TorrentHandle)> = self
+            .torrents
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|e| Some((e.id, e.handle.clone()?)))
+            .collect();
+        entries.sort_by_key(|(id, _)| *id);
+        entries.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// The torrent with this info hash: one whose v1 or v2 hash is among `info_hash`'s
+    /// (a hybrid torrent is found by either).
+    pub fn get(&self, info_hash: InfoHash) -> Option<TorrentHandle> {
+        let keys = wire_keys(info_hash);
+        self.torrents
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|e| e.keys.iter().any(|k| keys.contains(k)))
+            .and_then(|e| e.handle.clone())
+    }
+
+    /// Removes the torrent with this info hash (see [`TorrentHandle::remove`]).
+    pub async fn remove(
+        &self,
+        info_hash: InfoHash,
+        delete_files: bool,
+    ) -> Result<(), TorrentError> {
+        let handle = self
+            .get(info_hash)
+            .ok_or(TorrentError::NotInSession(info_hash))?;
+        handle.remove(delete_files).await
     }
 }
 
@@ -168,6 +390,16 @@ impl Drop for Session {
     fn drop(&mut self) {
         if let Some(t) = &self.listener_task {
             t.abort();
+        }
+        let entries = std::mem::take(
+            &mut *self
+                .torrents
+                .entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for h in entries.iter().filter_map(|e| e.handle.as_ref()) {
+            h.stop_task();
         }
     }
 }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -25,7 +25,7 @@ use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, Decoder, Message, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -33,7 +33,7 @@ use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
 use crate::picker::{NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
 use crate::resume;
-use crate::session::Config;
+use crate::session::{Config, Limits, Membership};
 use crate::storage::{Allocation, Storage, StorageError};
 
 /// Why a torrent could not be started.
@@ -55,6 +55,18 @@ pub enum TorrentError {
     /// The torrent's metadata is still being fetched (a magnet link or bare hash).
     #[error("the metadata is not known yet")]
     NoMetadata,
+    /// The session already runs a torrent with this info hash ([`Session::get`]
+    /// gives its handle).
+    ///
+    /// [`Session::get`]: crate::Session::get
+    #[error("the session already has torrent {}", .0.wire_id())]
+    Duplicate(InfoHash),
+    /// The session has no torrent with this info hash.
+    #[error("no torrent {} in the session", .0.wire_id())]
+    NotInSession(InfoHash),
+    /// Deleting the torrent's files failed (the path and the reason).
+    #[error("deleting {0}: {1}")]
+    Delete(PathBuf, std::io::Error),
 }
 
 /// A snapshot of a torrent's progress.
@@ -100,6 +112,9 @@ pub enum Phase {
     /// Downloading and/or seeding pieces ([`Status::complete`] says which).
     #[default]
     Transfer,
+    /// Paused ([`TorrentHandle::pause`]): no connections, nothing requested or
+    /// served; verified pieces are kept.
+    Paused,
 }
 
 /// Where a torrent's fast-resume file lives (see [`crate::resume`]).
@@ -135,6 +150,10 @@ pub struct AddOptions {
     /// Sparse files (the default) or disk space reserved at start for every wanted
     /// file.
     pub allocation: Allocation,
+    /// Start paused ([`Phase::Paused`] once the data is checked; for a magnet link,
+    /// before fetching the metadata): nothing is connected until
+    /// [`TorrentHandle::resume`].
+    pub paused: bool,
 }
 
 impl AddOptions {
@@ -170,6 +189,8 @@ pub(crate) enum TorrentCmd {
     /// A reader's streaming window (`None`: the reader is gone).
     Window(u64, Option<Range<u32>>),
     Close(oneshot::Sender<()>),
+    Pause,
+    Resume,
 }
 
 /// What the handle, its readers and the torrent task share.
@@ -181,6 +202,11 @@ pub(crate) struct Shared {
     priorities: Mutex<Vec<Priority>>,
     next_reader: AtomicU64,
     fast_resumed: bool,
+    /// Set when the torrent is removed with its files: no disk write starts after.
+    /// Writers hold the read side while they write.
+    pub(crate) removed: RwLock<bool>,
+    /// The fast-resume file, if any.
+    resume_path: Option<PathBuf>,
 }
 
 impl Shared {
@@ -199,17 +225,34 @@ impl Shared {
     }
 }
 
-/// A running torrent. Dropping it stops the torrent and closes its connections
-/// ([`close`](Self::close) also writes the resume file first).
+/// A torrent of a [`Session`](crate::Session): a cheap, cloneable view of it.
+///
+/// The session owns the torrent: dropping handles does not stop it;
+/// [`remove`](Self::remove), [`close`](Self::close) and [`shutdown`](Self::shutdown)
+/// do (and take it out of the session), as does dropping the session. A torrent
+/// whose session is gone stops when its last handle is dropped.
+#[derive(Clone)]
 pub struct TorrentHandle {
-    pub(crate) info_hash: InfoHash,
-    pub(crate) status: watch::Receiver<Status>,
-    pub(crate) cmd: mpsc::UnboundedSender<TorrentCmd>,
+    inner: Arc<HandleInner>,
+}
+
+pub(crate) struct HandleInner {
+    info_hash: InfoHash,
+    status: watch::Receiver<Status>,
+    cmd: mpsc::UnboundedSender<TorrentCmd>,
     /// Set once the metadata is known: at once for a .torrent, after the metadata
     /// phase for a magnet link or a bare hash.
-    pub(crate) shared: Arc<OnceLock<Arc<Shared>>>,
-    pub(crate) task: tokio::task::JoinHandle<()>,
-    pub(crate) trackers: Vec<Vec<String>>,
+    shared: Arc<OnceLock<Arc<Shared>>>,
+    abort: tokio::task::AbortHandle,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    trackers: Vec<Vec<String>>,
+    membership: OnceLock<Membership>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
 }
 
 impl std::fmt::Debug for TorrentCmd {
@@ -220,6 +263,8 @@ impl std::fmt::Debug for TorrentCmd {
             TorrentCmd::Sequential(on) => write!(f, "Sequential({on})"),
             TorrentCmd::Window(id, w) => write!(f, "Window({id}, {w:?})"),
             TorrentCmd::Close(_) => write!(f, "Close"),
+            TorrentCmd::Pause => write!(f, "Pause"),
+            TorrentCmd::Resume => write!(f, "Resume"),
         }
     }
 }
@@ -227,48 +272,139 @@ impl std::fmt::Debug for TorrentCmd {
 impl std::fmt::Debug for TorrentHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TorrentHandle")
-            .field("info_hash", &self.info_hash)
+            .field("info_hash", &self.inner.info_hash)
             .finish_non_exhaustive()
     }
 }
 
 impl TorrentHandle {
+    pub(crate) fn new(
+        info_hash: InfoHash,
+        status: watch::Receiver<Status>,
+        cmd: mpsc::UnboundedSender<TorrentCmd>,
+        shared: Arc<OnceLock<Arc<Shared>>>,
+        task: tokio::task::JoinHandle<()>,
+        trackers: Vec<Vec<String>>,
+    ) -> TorrentHandle {
+        TorrentHandle {
+            inner: Arc::new(HandleInner {
+                info_hash,
+                status,
+                cmd,
+                shared,
+                abort: task.abort_handle(),
+                task: Mutex::new(Some(task)),
+                trackers,
+                membership: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Records the session the torrent belongs to.
+    pub(crate) fn join(&self, membership: Membership) {
+        let _ = self.inner.membership.set(membership);
+    }
+
+    /// Stops the torrent's task (the session is going away).
+    pub(crate) fn stop_task(&self) {
+        self.inner.abort.abort();
+    }
+
+    fn leave(&self) {
+        if let Some(m) = self.inner.membership.get() {
+            m.leave();
+        }
+    }
+
+    /// Stops the torrent and waits until its task has ended.
+    async fn stop_and_wait(&self) {
+        self.inner.abort.abort();
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Pauses the torrent: closes every connection, stops dialing and refuses
+    /// incoming peers (nothing is requested or served), keeps the verified pieces and
+    /// writes the resume file. [`Status::phase`] becomes [`Phase::Paused`] once done.
+    /// Pausing a paused torrent does nothing.
+    pub fn pause(&self) {
+        let _ = self.inner.cmd.send(TorrentCmd::Pause);
+    }
+
+    /// Resumes a paused torrent: dials the peers it knows again (those it was
+    /// connected to included) and accepts incoming ones.
+    pub fn resume(&self) {
+        let _ = self.inner.cmd.send(TorrentCmd::Resume);
+    }
+
+    /// Takes the torrent out of its session and stops it. With `delete_files`, also
+    /// deletes the files of the torrent under the download directory (only those:
+    /// paths from the torrent's file list, confined to the directory; directories the
+    /// torrent's files leave empty; its resume file); without, writes the resume file
+    /// first, like [`close`](Self::close).
+    pub async fn remove(&self, delete_files: bool) -> Result<(), TorrentError> {
+        self.leave();
+        if !delete_files {
+            self.close().await;
+            return Ok(());
+        }
+        let shared = self.inner.shared.get().cloned();
+        if let Some(shared) = &shared {
+            // No write starts after this (and none is under way once we hold it).
+            *shared.removed.write().unwrap_or_else(|e| e.into_inner()) = true;
+        }
+        self.stop_and_wait().await;
+        let Some(shared) = shared else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || delete_files_of(&shared))
+            .await
+            .map_err(|_| TorrentError::Interrupted)?
+    }
+
     /// The info hash(es) the torrent was added by.
     pub fn info_hash(&self) -> InfoHash {
-        self.info_hash
+        self.inner.info_hash
     }
 
     /// The info dictionary, once known: at once for a .torrent, after the metadata
     /// phase ([`Phase::Metadata`]) for a magnet link or a bare info hash.
     pub fn info(&self) -> Option<&Info> {
-        self.shared.get().map(|s| s.storage.info())
+        self.inner.shared.get().map(|s| s.storage.info())
     }
 
     /// Tracker tiers from the source (the torrent's announce list, a magnet link's
     /// `tr`), for whoever announces the torrent.
     pub fn trackers(&self) -> &[Vec<String>] {
-        &self.trackers
+        &self.inner.trackers
     }
 
     /// The current status (published after every event the torrent handles).
     pub fn status(&self) -> Status {
-        self.status.borrow().clone()
+        self.inner.status.borrow().clone()
     }
 
     /// A receiver that sees every status update.
     pub fn subscribe(&self) -> watch::Receiver<Status> {
-        self.status.clone()
+        self.inner.status.clone()
     }
 
     /// Dials another peer.
     pub fn add_peer(&self, addr: SocketAddr) {
-        let _ = self.cmd.send(TorrentCmd::AddPeer(addr));
+        let _ = self.inner.cmd.send(TorrentCmd::AddPeer(addr));
     }
 
     /// Waits until every wanted piece is verified and stored. Fails with the storage
     /// error's message if the torrent stopped on one.
     pub async fn wait_complete(&self) -> Result<(), String> {
-        let mut rx = self.status.clone();
+        let mut rx = self.inner.status.clone();
         loop {
             {
                 let s = rx.borrow_and_update();
@@ -285,20 +421,23 @@ impl TorrentHandle {
         }
     }
 
-    /// Stops the torrent and closes its connections.
+    /// Stops the torrent and closes its connections at once (no resume file is
+    /// written), and takes it out of its session.
     pub fn shutdown(&self) {
-        self.task.abort();
+        self.inner.abort.abort();
+        self.leave();
     }
 
-    /// Writes the resume file (after flushing the data), then stops the torrent and
-    /// closes its connections. Returns when that is done (at once if it already
-    /// stopped).
+    /// Writes the resume file (after flushing the data), then stops the torrent,
+    /// closes its connections and takes it out of its session. Returns when that is
+    /// done (at once if it already stopped).
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.cmd.send(TorrentCmd::Close(tx)).is_ok() {
+        if self.inner.cmd.send(TorrentCmd::Close(tx)).is_ok() {
             let _ = rx.await;
         }
-        self.task.abort();
+        self.inner.abort.abort();
+        self.leave();
     }
 
     /// Sets the priority of file `file` (index as in the torrent's file list): 0 skips
@@ -310,8 +449,8 @@ impl TorrentHandle {
     /// Before the metadata of a magnet link is known, the priority is kept and applied
     /// when it arrives.
     pub fn set_file_priority(&self, file: usize, priority: Priority) {
-        let Some(shared) = self.shared.get() else {
-            let _ = self.cmd.send(TorrentCmd::Priority(file, priority));
+        let Some(shared) = self.inner.shared.get() else {
+            let _ = self.inner.cmd.send(TorrentCmd::Priority(file, priority));
             return;
         };
         let mut p = shared.priorities.lock().unwrap_or_else(|e| e.into_inner());
@@ -323,19 +462,19 @@ impl TorrentHandle {
             .is_some_and(|f| f.is_padding());
         if let (Some(slot), false) = (p.get_mut(file), padding) {
             *slot = priority;
-            let _ = self.cmd.send(TorrentCmd::Priority(file, priority));
+            let _ = self.inner.cmd.send(TorrentCmd::Priority(file, priority));
         }
     }
 
     /// Sequential mode: new pieces in index order instead of rarest first.
     pub fn set_sequential(&self, on: bool) {
-        let _ = self.cmd.send(TorrentCmd::Sequential(on));
+        let _ = self.inner.cmd.send(TorrentCmd::Sequential(on));
     }
 
     /// Every file's length, verified bytes and priority, in torrent order (none while
     /// the metadata is not known).
     pub fn files(&self) -> Vec<FileStatus> {
-        let Some(shared) = self.shared.get() else {
+        let Some(shared) = self.inner.shared.get() else {
             return Vec::new();
         };
         let storage = &shared.storage;
@@ -376,7 +515,7 @@ impl TorrentHandle {
 
     /// Whether the start trusted the fast-resume file instead of checking the data.
     pub fn fast_resumed(&self) -> bool {
-        self.shared.get().is_some_and(|s| s.fast_resumed)
+        self.inner.shared.get().is_some_and(|s| s.fast_resumed)
     }
 
     /// An async reader (`AsyncRead + AsyncSeek`) over file `file` of the torrent. It
@@ -385,7 +524,7 @@ impl TorrentHandle {
     /// window, which also fetches pieces of a skipped file). See [`FileReader`].
     /// Fails with [`TorrentError::NoMetadata`] while the metadata is not known.
     pub fn reader(&self, file: usize) -> Result<FileReader, TorrentError> {
-        let shared = self.shared.get().ok_or(TorrentError::NoMetadata)?;
+        let shared = self.inner.shared.get().ok_or(TorrentError::NoMetadata)?;
         let info = shared.storage.info();
         match info.files.get(file) {
             Some(f) if !f.is_padding() => {}
@@ -394,23 +533,74 @@ impl TorrentHandle {
         let id = shared.next_reader.fetch_add(1, Ordering::Relaxed);
         Ok(FileReader::new(
             shared.clone(),
-            self.cmd.clone(),
-            self.status.clone(),
+            self.inner.cmd.clone(),
+            self.inner.status.clone(),
             id,
             file,
         ))
     }
 }
 
-impl Drop for TorrentHandle {
-    fn drop(&mut self) {
-        self.task.abort();
+/// Deletes the torrent's files (never padding, never outside the root, never through
+/// a symlink), then the directories they leave empty (not the root), then the resume
+/// file.
+fn delete_files_of(shared: &Shared) -> Result<(), TorrentError> {
+    let root = shared.storage.root();
+    let info = shared.storage.info();
+    let remove = |path: &std::path::Path| match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(TorrentError::Delete(path.to_path_buf(), e))
+        }
+        _ => Ok(()),
+    };
+    let mut dirs = Vec::new();
+    for f in info.files.iter().filter(|f| !f.is_padding()) {
+        let path = root.join(f.safe_path());
+        let Some(parent) = path.parent() else {
+            continue;
+        };
+        let inside = parent
+            .canonicalize()
+            .is_ok_and(|real| real.starts_with(root));
+        let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if !inside || !is_file {
+            continue;
+        }
+        remove(&path)?;
+        let mut d = parent;
+        while d != root && d.starts_with(root) {
+            if !dirs.iter().any(|x: &PathBuf| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
     }
+    // Deepest first; a directory with anything else in it stays.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let _ = std::fs::remove_dir(&d);
+    }
+    let resume = shared.resume_path.clone();
+    if let Some(p) = resume {
+        remove(&p)?;
+        if let Some(dir) = p.parent().filter(|d| d.ends_with(".rivulet")) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    Ok(())
 }
 
 /// What the torrent task hears from its helper tasks.
 enum Input {
-    Connected(Box<PeerConnection<TcpStream>>, bool),
+    /// A connection, whether we dialed it, and its slot if one was taken for the dial.
+    Connected(
+        Box<PeerConnection<TcpStream>>,
+        bool,
+        Option<OwnedSemaphorePermit>,
+    ),
     DialDone(SocketAddr),
     Message(PeerKey, Message),
     Closed(PeerKey, String),
@@ -424,6 +614,7 @@ enum Input {
 /// listener accepted for this torrent.
 pub(crate) async fn start(
     config: Config,
+    limits: Limits,
     torrent: &Torrent,
     dir: &std::path::Path,
     options: AddOptions,
@@ -436,6 +627,7 @@ pub(crate) async fn start(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let driver = prepare(
         config,
+        limits,
         &torrent.info,
         torrent.info_hash,
         dir,
@@ -445,21 +637,23 @@ pub(crate) async fn start(
     .await?;
     let shared = Arc::new(OnceLock::from(driver.shared.clone()));
     let task = tokio::spawn(driver.run(incoming, cmd_rx));
-    Ok(TorrentHandle {
-        info_hash: torrent.info_hash,
-        status: status_rx,
-        cmd: cmd_tx,
+    Ok(TorrentHandle::new(
+        torrent.info_hash,
+        status_rx,
+        cmd_tx,
         shared,
         task,
-        trackers: torrent.announce_tiers(),
-    })
+        torrent.announce_tiers(),
+    ))
 }
 
 /// Checks what is on disk under `dir` (or trusts the resume file) and sets up the
 /// driver that downloads what is missing and serves what it has, publishing on
 /// `status`; run it with [`Driver::run`]. `info_hash` names the swarm on the wire.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare(
     config: Config,
+    limits: Limits,
     info: &Info,
     info_hash: InfoHash,
     dir: &std::path::Path,
@@ -524,6 +718,8 @@ pub(crate) async fn prepare(
         priorities: Mutex::new(priorities),
         next_reader: AtomicU64::new(0),
         fast_resumed,
+        removed: RwLock::new(false),
+        resume_path: resume_path.clone(),
     });
     for (i, _) in have.iter().enumerate().filter(|(_, h)| **h) {
         shared.set(i as u32);
@@ -572,7 +768,11 @@ pub(crate) async fn prepare(
         core.set_hash_needs(needs);
     }
     // The check is done: the handle shows what is there from now on.
-    status.send_replace(core.status());
+    let mut first = core.status();
+    if options.paused {
+        first.phase = Phase::Paused;
+    }
+    status.send_replace(first);
     let info_hash = info_hash.wire_id();
     let mut known = options.peers;
     known.truncate(MAX_KNOWN);
@@ -584,6 +784,8 @@ pub(crate) async fn prepare(
     Ok(Driver {
         core,
         config,
+        limits,
+        paused: options.paused,
         info_hash,
         storage,
         shared,
@@ -614,11 +816,16 @@ struct PeerIo {
     out: BytesMut,
     /// Bytes of BEP 52 hashes we may still send this peer.
     hash_budget: usize,
+    /// The connection's slot in the session's budget, freed with it.
+    _permit: OwnedSemaphorePermit,
 }
 
 pub(crate) struct Driver {
     core: TorrentCore,
     config: Config,
+    limits: Limits,
+    /// Paused: no connections, no dialing ([`TorrentHandle::pause`]).
+    pub(crate) paused: bool,
     info_hash: InfoHashV1,
     storage: Arc<Storage>,
     pub(crate) shared: Arc<Shared>,
@@ -679,7 +886,7 @@ impl Driver {
                     }
                 }
                 conn = recv_incoming(&mut incoming) => match conn {
-                    Some(conn) => self.handle(Input::Connected(Box::new(conn), false), &tx),
+                    Some(conn) => self.handle(Input::Connected(Box::new(conn), false, None), &tx),
                     None => incoming = None,
                 },
                 cmd = cmds.recv() => match cmd {
@@ -705,6 +912,13 @@ impl Driver {
                         }
                         let _ = done.send(());
                         return;
+                    }
+                    Some(TorrentCmd::Pause) => self.pause(),
+                    Some(TorrentCmd::Resume) => {
+                        if std::mem::take(&mut self.paused) {
+                            info!("resumed");
+                            self.dial(&utx);
+                        }
                     }
                     None => return,
                 },
@@ -750,8 +964,13 @@ impl Driver {
         let have: Vec<bool> = (0..picker.piece_count()).map(|i| picker.has(i)).collect();
         self.saved = picker.have_count();
         let (storage, lock) = (self.storage.clone(), self.save_lock.clone());
+        let shared = self.shared.clone();
         Some(tokio::task::spawn_blocking(move || {
             let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
+            if *removed {
+                return;
+            }
             let r = storage.sync().map_err(|e| e.to_string()).and_then(|()| {
                 resume::save(storage.info(), storage.root(), &path, &have)
                     .map_err(|e| format!("{}: {e}", path.display()))
@@ -769,8 +988,27 @@ impl Driver {
         }
     }
 
+    /// Closes every connection and stops dialing; keeps what is verified and writes
+    /// the resume file.
+    fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        // Dial them again on resume.
+        for a in self.core.peer_listen_addrs() {
+            self.remember(a);
+        }
+        self.core.disconnect_all(Instant::now(), "paused");
+        let _ = self.save_resume();
+        info!("paused");
+    }
+
     fn publish(&self) {
-        let s = self.core.status();
+        let mut s = self.core.status();
+        if self.paused {
+            s.phase = Phase::Paused;
+        }
         self.status.send_if_modified(|old| {
             let changed = *old != s;
             *old = s;
@@ -779,21 +1017,32 @@ impl Driver {
     }
 
     fn dial(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        if self.paused {
+            return;
+        }
         for &addr in &self.known {
             if self.core.peer_count() + self.dialing.len() >= self.config.max_peers {
                 return;
             }
-            if !self.core.should_dial(addr) || !self.dialing.insert(addr) {
+            if !self.core.should_dial(addr) || self.dialing.contains(&addr) {
                 continue;
             }
+            // The session's budget: a connection slot and a half-open slot.
+            let Some((slot, half_open)) = self.limits.dial() else {
+                debug!("session connection or half-open limit reached: dialing later");
+                return;
+            };
+            self.dialing.insert(addr);
             let mut options = Options::new(self.config.handshake_config());
             options.encryption = self.config.encryption;
             options.timeout = self.config.handshake_timeout;
             let (info_hash, utx) = (self.info_hash, utx.clone());
             self.tasks.spawn(async move {
-                match connect_tcp(addr, &options, info_hash, None).await {
+                let r = connect_tcp(addr, &options, info_hash, None).await;
+                drop(half_open);
+                match r {
                     Ok(conn) => {
-                        let _ = utx.send(Input::Connected(Box::new(conn), true));
+                        let _ = utx.send(Input::Connected(Box::new(conn), true, Some(slot)));
                     }
                     Err(e) => debug!(%addr, error = %e, "connecting failed"),
                 }
@@ -805,7 +1054,9 @@ impl Driver {
     fn handle(&mut self, input: Input, tx: &mpsc::Sender<Input>) {
         let now = Instant::now();
         match input {
-            Input::Connected(conn, outgoing) => self.connected(now, *conn, outgoing, tx),
+            Input::Connected(conn, outgoing, slot) => {
+                self.connected(now, *conn, outgoing, slot, tx)
+            }
             Input::DialDone(addr) => {
                 self.dialing.remove(&addr);
             }
@@ -838,12 +1089,21 @@ impl Driver {
         now: Instant,
         conn: PeerConnection<TcpStream>,
         outgoing: bool,
+        slot: Option<OwnedSemaphorePermit>,
         tx: &mpsc::Sender<Input>,
     ) {
+        if self.paused {
+            debug!(addr = ?conn.peer_addr, "paused: dropping a connection");
+            return;
+        }
         if !outgoing && self.core.peer_count() >= self.config.max_peers {
             debug!("connection limit reached: dropping an incoming peer");
             return;
         }
+        let Some(slot) = slot.or_else(|| self.limits.connection()) else {
+            debug!(addr = ?conn.peer_addr, "session connection limit reached: dropping a peer");
+            return;
+        };
         let new = NewPeer {
             peer_id: conn.established.peer_id,
             reserved: conn.established.reserved,
@@ -912,6 +1172,7 @@ impl Driver {
                 reader: reader_task,
                 out: BytesMut::new(),
                 hash_budget: self.hash_budget,
+                _permit: slot,
             },
         );
     }
@@ -937,7 +1198,13 @@ impl Driver {
                 }
                 Action::CheckPiece(index, data) => {
                     let (storage, utx) = (self.storage.clone(), utx.clone());
+                    let shared = self.shared.clone();
                     tokio::task::spawn_blocking(move || {
+                        // Removed with its files: write nothing.
+                        let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
+                        if *removed {
+                            return;
+                        }
                         let r = if !storage.check_piece(index, &data) {
                             PieceCheck::BadHash
                         } else {
@@ -1008,7 +1275,12 @@ impl Driver {
                     let wanted: Vec<bool> = (0..storage.info().files.len())
                         .map(|i| picker.file_priority(i).is_none_or(|p| p > 0))
                         .collect();
+                    let shared = self.shared.clone();
                     tokio::task::spawn_blocking(move || {
+                        let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
+                        if *removed {
+                            return;
+                        }
                         let r = storage.finish_files(&wanted).map_err(|e| e.to_string());
                         let _ = utx.send(Input::Finished(r));
                     });

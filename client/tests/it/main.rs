@@ -5,5 +5,6 @@ mod dht_cli;
 mod engine;
 mod faults;
 mod magnet;
+mod session;
 mod storage;
 mod transfer;

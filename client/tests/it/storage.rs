@@ -270,7 +270,7 @@ async fn fast_resume_skips_the_check_until_a_file_changes() {
         .await
         .unwrap();
     assert!(h.fast_resumed());
-    drop(h);
+    h.shutdown();
     std::fs::write(&resume, b"d7:versioni1e4:hash3:abce").unwrap();
     let h = s1
         .add(&t, dst.path(), AddOptions::with_peers(peers))
