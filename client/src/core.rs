@@ -669,7 +669,10 @@ impl TorrentCore {
                     self.picker.request_failed(key, &r);
                 }
                 Event::ExtensionHandshake(hs) => {
-                    if let (Some(port), Some(a)) = (hs.p, p.addr)
+                    // An incoming peer's listen port; a peer we dialed is reachable
+                    // where we dialed it (through a relay or NAT, its own idea of its
+                    // port may not be).
+                    if let (Some(port), Some(a), false) = (hs.p, p.addr, p.outgoing)
                         && port != 0
                     {
                         p.listen_addr = Some(SocketAddr::new(a.ip(), port));

@@ -6,11 +6,18 @@
 //! connections), sends our BEP 10 extension handshake (`ut_metadata`, our listen
 //! port), and runs the sans-IO [`MetadataFetch`]: it moves its requests out and the
 //! peers' `ut_metadata` messages in. Peers without the extension protocol are closed
-//! (they cannot help yet). Once the info dictionary is verified, the connections are
-//! closed and the task becomes the normal torrent driver ([`crate::torrent`]), which
-//! checks the disk and dials every peer the metadata phase knew (the addresses it
-//! dialed, and the listen ports incoming peers announced). Reconnecting costs a
-//! round trip per peer; it keeps the torrent core unaware of metadata-less peers.
+//! (they cannot help yet). We announce no pieces in this phase (no bitfield, no
+//! `have none`), and keep every other message a peer sends (its extension handshake,
+//! availability, choke state; bounded).
+//!
+//! Once the info dictionary is verified, every connection is handed over, not
+//! re-dialed: each reader stops after the message it is decoding and gives back its
+//! half of the stream with the bytes it has not decoded, the writer gives back the
+//! other half once what is queued is sent, and the task becomes the normal torrent
+//! driver ([`crate::torrent`]), which checks the disk, takes the connections (our
+//! extension handshake and availability go out then; the peer's kept messages are
+//! replayed to the torrent core) and dials the other peers it knows. Peers that only
+//! dialed us, without announcing a listen port, stay connected this way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -19,23 +26,35 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use handshake::{Options, PeerConnection, PeerId, connect_tcp};
+use handshake::{Options, PeerConnection, PeerId, Reserved, connect_tcp};
 use metainfo::{InfoHash, InfoHashV1};
 use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage, UT_METADATA};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::core::NewPeer;
 use crate::ext::OUR_UT_METADATA;
 use crate::metadata::{MetadataFetch, PeerUse};
 use crate::picker::{NORMAL, PeerKey, Priority};
 use crate::session::{Config, Limits};
 use crate::source::TorrentSource;
 use crate::torrent::{
-    self, AddOptions, MAX_KNOWN, Phase, Shared, Status, TorrentCmd, TorrentHandle,
+    self, AddOptions, Adopted, MAX_KNOWN, Phase, Shared, Status, TorrentCmd, TorrentHandle,
 };
+
+/// The stream type of a connection.
+type Stream = handshake::PeerStream<TcpStream>;
+
+/// Messages kept per connection for the torrent core at most; a peer that sends more
+/// before the metadata is there is closed at the handover (and dialed again, if we
+/// can).
+const MAX_REPLAY: usize = 4096;
+
+/// How long the handover may wait for the readers and writers to stop.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Incoming = Option<mpsc::Receiver<PeerConnection<TcpStream>>>;
 
@@ -96,7 +115,7 @@ struct Job {
 impl Job {
     async fn run(self, mut incoming: Incoming, mut cmds: mpsc::UnboundedReceiver<TorrentCmd>) {
         let mut phase = Phase1::new(&self);
-        let Some((info, known)) = phase.run(&mut incoming, &mut cmds).await else {
+        let Some((info, known, adopted)) = phase.run(&mut incoming, &mut cmds).await else {
             return;
         };
         let (priorities, sequential) = (std::mem::take(&mut phase.priorities), phase.sequential);
@@ -150,7 +169,7 @@ impl Job {
             Err(e) => return fail(e.to_string()),
         };
         let _ = self.slot.set(driver.shared.clone());
-        driver.run(incoming, cmds).await;
+        driver.run(incoming, cmds, adopted).await;
     }
 }
 
@@ -160,7 +179,17 @@ struct Conn {
     _permit: OwnedSemaphorePermit,
     writer: mpsc::UnboundedSender<Bytes>,
     reader: tokio::task::AbortHandle,
+    /// Asks the reader to stop and give its half back (the handover).
+    stop: Option<oneshot::Sender<()>>,
+    /// The writer's half, once its channel is closed.
+    writer_back: oneshot::Receiver<WriteHalf<Stream>>,
     peer_id: PeerId,
+    reserved: Reserved,
+    outgoing: bool,
+    /// The peer's messages for the torrent core, in order.
+    replay: Vec<Message>,
+    /// Whether all of them were kept.
+    replay_ok: bool,
     addr: Option<SocketAddr>,
     /// Where it can be dialed: the address we dialed, or its IP and announced port.
     listen: Option<SocketAddr>,
@@ -178,6 +207,8 @@ enum Input {
     Resolved(Vec<SocketAddr>),
     Message(PeerKey, Message),
     Closed(PeerKey, String),
+    /// A reader stopped for the handover: its half and the bytes not decoded yet.
+    Stopped(PeerKey, Box<(ReadHalf<Stream>, BytesMut)>),
 }
 
 /// The metadata phase.
@@ -225,7 +256,7 @@ impl<'a> Phase1<'a> {
         &mut self,
         incoming: &mut Incoming,
         cmds: &mut mpsc::UnboundedReceiver<TorrentCmd>,
-    ) -> Option<(Vec<u8>, Vec<SocketAddr>)> {
+    ) -> Option<(Vec<u8>, Vec<SocketAddr>, Vec<Adopted>)> {
         let (tx, mut rx) = mpsc::channel::<Input>(256);
         let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
         for (host, port) in self.job.hosts.clone() {
@@ -244,7 +275,9 @@ impl<'a> Phase1<'a> {
         loop {
             self.flush();
             if let Some(info) = self.fetch.take_metadata() {
-                return Some((info, self.peers_to_keep()));
+                let known = self.peers_to_keep();
+                let adopted = self.hand_over(&mut rx).await;
+                return Some((info, known, adopted));
             }
             self.publish();
             let deadline = self
@@ -298,6 +331,77 @@ impl<'a> Phase1<'a> {
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
+    }
+
+    /// Stops every connection's reader and writer and returns what the torrent driver
+    /// needs to take them over; connections that cannot be handed over are closed.
+    async fn hand_over(&mut self, rx: &mut mpsc::Receiver<Input>) -> Vec<Adopted> {
+        let now = Instant::now();
+        let mut waiting = HashSet::new();
+        for (&key, c) in self.conns.iter_mut() {
+            if c.replay_ok
+                && let Some(stop) = c.stop.take()
+                && stop.send(()).is_ok()
+            {
+                waiting.insert(key);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + HANDOVER_TIMEOUT;
+        let mut halves = HashMap::new();
+        while !waiting.is_empty() {
+            let Ok(Some(input)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+                break;
+            };
+            match input {
+                Input::Message(key, msg) => self.message(now, key, msg),
+                Input::Closed(key, _) => {
+                    self.conns.remove(&key);
+                }
+                Input::Stopped(key, half) => {
+                    waiting.remove(&key);
+                    halves.insert(key, *half);
+                }
+                _ => {}
+            }
+            waiting.retain(|k| self.conns.contains_key(k));
+        }
+        let mut out = Vec::new();
+        for (key, (read, buf)) in halves {
+            let Some(c) = self.conns.remove(&key) else {
+                continue;
+            };
+            if !c.replay_ok {
+                debug!(
+                    peer = key,
+                    "too many messages before the metadata: not handed over"
+                );
+                continue;
+            }
+            // Closing its channel makes the writer send what is queued, then give back
+            // its half.
+            drop(c.writer);
+            let Ok(Ok(write)) = tokio::time::timeout_at(deadline, c.writer_back).await else {
+                continue;
+            };
+            out.push(Adopted {
+                read,
+                write,
+                buf,
+                peer: NewPeer {
+                    peer_id: c.peer_id,
+                    reserved: c.reserved,
+                    addr: c.addr,
+                    outgoing: c.outgoing,
+                },
+                replay: c.replay,
+                permit: c._permit,
+            });
+        }
+        info!(
+            peers = out.len(),
+            "connections handed over to the transfer phase"
+        );
+        out
     }
 
     /// Closes every connection and stops dialing until resumed.
@@ -414,6 +518,8 @@ impl<'a> Phase1<'a> {
                 }
                 self.fetch.handle_disconnect(now, key);
             }
+            // Only during the handover.
+            Input::Stopped(..) => {}
         }
     }
 
@@ -434,8 +540,21 @@ impl<'a> Phase1<'a> {
     }
 
     fn message(&mut self, now: Instant, key: PeerKey, msg: Message) {
+        // Everything but ut_metadata is for the torrent core, after the handover.
+        let for_core = match &msg {
+            Message::KeepAlive => false,
+            Message::Extended { id, .. } => *id != OUR_UT_METADATA,
+            _ => true,
+        };
+        if for_core && let Some(c) = self.conns.get_mut(&key) {
+            if c.replay.len() < MAX_REPLAY {
+                c.replay.push(msg.clone());
+            } else {
+                c.replay_ok = false;
+            }
+        }
         let Message::Extended { id, payload } = msg else {
-            // Availability, choking, requests: nothing to do before the metadata.
+            // Availability, choking, requests: kept for the torrent core.
             return;
         };
         match id {
@@ -533,31 +652,47 @@ impl<'a> Phase1<'a> {
         hs.m.insert(UT_METADATA.into(), OUR_UT_METADATA);
         hs.v = Some(concat!("rivulet ", env!("CARGO_PKG_VERSION")).to_string());
         hs.p = config.listen.map(|a| a.port());
+        // No availability yet: the torrent core sends it after the handover (a peer
+        // may see it only once).
         let mut first = BytesMut::new();
         hs.to_message().encode(&mut first);
-        if both.fast() {
-            Message::HaveNone.encode(&mut first);
-        }
         let (mut reader, mut writer) = tokio::io::split(conn.stream);
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
         let _ = wtx.send(first.freeze());
+        let (back_tx, back_rx) = oneshot::channel();
         self.tasks.spawn(async move {
             while let Some(buf) = wrx.recv().await {
                 if writer.write_all(&buf).await.is_err() {
-                    break;
+                    return;
                 }
             }
-            let _ = writer.shutdown().await;
+            // Handed over, or closed (nobody takes the half back).
+            if let Err(mut writer) = back_tx.send(writer) {
+                let _ = writer.shutdown().await;
+            }
         });
         let tx = tx.clone();
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let reader_task = self.tasks.spawn(async move {
             let decoder = Decoder::new();
             let mut buf = BytesMut::with_capacity(16 * 1024);
             let reason = 'outer: loop {
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "end of stream".to_string(),
-                    Ok(_) => {}
-                    Err(e) => break format!("read: {e}"),
+                tokio::select! {
+                    biased;
+                    stop = &mut stop_rx => {
+                        if stop.is_ok() {
+                            // Everything decoded went out before: the rest is the
+                            // torrent driver's.
+                            let half = Box::new((reader, buf));
+                            let _ = tx.send(Input::Stopped(key, half)).await;
+                        }
+                        return;
+                    }
+                    r = reader.read_buf(&mut buf) => match r {
+                        Ok(0) => break "end of stream".to_string(),
+                        Ok(_) => {}
+                        Err(e) => break format!("read: {e}"),
+                    },
                 }
                 loop {
                     match decoder.decode(&mut buf) {
@@ -579,7 +714,13 @@ impl<'a> Phase1<'a> {
                 _permit: slot,
                 writer: wtx,
                 reader: reader_task,
+                stop: Some(stop_tx),
+                writer_back: back_rx,
                 peer_id: id,
+                reserved: conn.established.reserved,
+                outgoing,
+                replay: Vec::new(),
+                replay_ok: true,
                 addr: conn.peer_addr,
                 listen: if outgoing { conn.peer_addr } else { None },
                 metadata_id: None,

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use handshake::{Options, PeerConnection, connect_tcp};
+use handshake::{Options, PeerConnection, PeerStream, connect_tcp};
 use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, Decoder, Message, PeerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -636,7 +636,7 @@ pub(crate) async fn start(
     )
     .await?;
     let shared = Arc::new(OnceLock::from(driver.shared.clone()));
-    let task = tokio::spawn(driver.run(incoming, cmd_rx));
+    let task = tokio::spawn(driver.run(incoming, cmd_rx, Vec::new()));
     Ok(TorrentHandle::new(
         torrent.info_hash,
         status_rx,
@@ -809,6 +809,18 @@ pub(crate) async fn prepare(
     })
 }
 
+/// A connection the metadata phase hands to the torrent driver (BEP 9 done): the
+/// stream's halves, bytes read and not decoded yet, and the peer's messages the core
+/// has to see (its extension handshake, availability, choke state) in order.
+pub(crate) struct Adopted {
+    pub(crate) read: ReadHalf<PeerStream<TcpStream>>,
+    pub(crate) write: WriteHalf<PeerStream<TcpStream>>,
+    pub(crate) buf: BytesMut,
+    pub(crate) peer: NewPeer,
+    pub(crate) replay: Vec<Message>,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
 /// A connection's I/O tasks, as the torrent task holds them.
 struct PeerIo {
     writer: mpsc::UnboundedSender<Bytes>,
@@ -855,12 +867,17 @@ const INPUT_QUEUE: usize = 1024;
 pub(crate) const MAX_KNOWN: usize = 1000;
 
 impl Driver {
+    /// Runs the torrent; `adopted` are connections the metadata phase hands over.
     pub(crate) async fn run(
         mut self,
         mut incoming: Option<mpsc::Receiver<PeerConnection<TcpStream>>>,
         mut cmds: mpsc::UnboundedReceiver<TorrentCmd>,
+        adopted: Vec<Adopted>,
     ) {
         let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
+        for a in adopted {
+            self.adopt(a, &tx);
+        }
         // Disk results and dial outcomes must never wait behind a full queue.
         let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
         let mut dial_tick = tokio::time::interval(self.config.reconnect_interval);
@@ -1121,7 +1138,46 @@ impl Driver {
             encrypted = conn.stream.is_encrypted(),
             "peer connected"
         );
-        let (mut reader, mut writer) = tokio::io::split(conn.stream);
+        let (reader, writer) = tokio::io::split(conn.stream);
+        self.attach(key, reader, writer, BytesMut::new(), slot, tx);
+    }
+
+    /// Takes over a connection from the metadata phase: no new handshake, the peer's
+    /// earlier messages replayed to the core.
+    fn adopt(&mut self, a: Adopted, tx: &mpsc::Sender<Input>) {
+        let now = Instant::now();
+        if self.paused {
+            debug!(addr = ?a.peer.addr, "paused: dropping a connection from the metadata phase");
+            return;
+        }
+        let addr = a.peer.addr;
+        let Some(key) = self.core.handle_connect(now, a.peer) else {
+            debug!(?addr, "refused: banned or already connected");
+            return;
+        };
+        info!(
+            peer = key,
+            ?addr,
+            replayed = a.replay.len(),
+            "peer kept from the metadata phase"
+        );
+        self.attach(key, a.read, a.write, a.buf, a.permit, tx);
+        for msg in a.replay {
+            self.core.handle_message(now, key, msg);
+        }
+    }
+
+    /// Starts the reader and writer tasks of connection `key`; `buf` holds bytes
+    /// already read and not yet decoded.
+    fn attach(
+        &mut self,
+        key: PeerKey,
+        mut reader: ReadHalf<PeerStream<TcpStream>>,
+        mut writer: WriteHalf<PeerStream<TcpStream>>,
+        mut buf: BytesMut,
+        slot: OwnedSemaphorePermit,
+        tx: &mpsc::Sender<Input>,
+    ) {
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
         self.tasks.spawn(async move {
             while let Some(buf) = wrx.recv().await {
@@ -1134,13 +1190,8 @@ impl Driver {
         let tx = tx.clone();
         let reader_task = self.tasks.spawn(async move {
             let decoder = Decoder::new();
-            let mut buf = BytesMut::with_capacity(64 * 1024);
+            buf.reserve(64 * 1024);
             let reason = loop {
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "end of stream".to_string(),
-                    Ok(_) => {}
-                    Err(e) => break format!("read: {e}"),
-                }
                 let mut failed = None;
                 loop {
                     match decoder.decode(&mut buf) {
@@ -1161,6 +1212,11 @@ impl Driver {
                 }
                 if buf.capacity() - buf.len() < 32 * 1024 {
                     buf.reserve(64 * 1024);
+                }
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "end of stream".to_string(),
+                    Ok(_) => {}
+                    Err(e) => break format!("read: {e}"),
                 }
             };
             let _ = tx.send(Input::Closed(key, reason)).await;

@@ -107,7 +107,8 @@ async fn a_leech_with_two_seeds_completes_and_a_restart_needs_nothing() {
     let got = leech.status();
     assert_eq!(got.hash_failures, 0);
     assert!(got.downloaded >= got.wanted_bytes - 65536, "{got:?}");
-    drop(leech);
+    // Stopped (the session keeps torrents whose handles are dropped).
+    leech.shutdown();
 
     let again = s2
         .add(&t, dst.path(), AddOptions::with_peers(peers))

@@ -435,3 +435,84 @@ async fn outgoing_connects_in_progress_stay_under_the_half_open_limit() {
     .expect("the dials go on");
     sockets.abort_all();
 }
+
+/// A TCP relay to `target` that counts the connections it relays.
+async fn counting_proxy(target: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_keeps_the_connection_of_a_seed_that_only_dials_in() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let t = make(src.path(), "data", 41, Version::V1);
+    // The leech listens and knows nobody; the seed does not listen (it announces no
+    // port) and dials the leech through a relay that counts connections.
+    let leecher = session().await;
+    let h = leecher
+        .add(t.info_hash, dst.path(), AddOptions::default())
+        .await
+        .unwrap();
+    let (relay, relayed) = counting_proxy(addr(&leecher)).await;
+    let mut c = Config::default();
+    c.reconnect_interval = Duration::from_millis(200);
+    let seeder = Session::new(c).await.unwrap();
+    let seed = seeder
+        .add(&t, src.path(), AddOptions::with_peers(vec![relay]))
+        .await
+        .unwrap();
+    tokio::time::timeout(LIMIT, h.wait_complete())
+        .await
+        .expect("in time")
+        .unwrap();
+    same_tree("data", src.path(), dst.path());
+    // One connection carried the metadata and the pieces.
+    assert_eq!(relayed.load(Ordering::SeqCst), 1);
+    assert_eq!(h.status().peers, 1);
+    assert_eq!(seed.status().peers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_does_not_redial_the_peer_it_got_the_metadata_from() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let t = make(src.path(), "data", 43, Version::Hybrid);
+    let seeder = session().await;
+    let _seed = seeder
+        .add(&t, src.path(), AddOptions::default())
+        .await
+        .unwrap();
+    let (relay, relayed) = counting_proxy(addr(&seeder)).await;
+    let h = t.info_hash.v1().unwrap();
+    let link = format!("magnet:?xt=urn:btih:{h}&x.pe={relay}");
+    let leecher = Session::new(Config::default()).await.unwrap();
+    let handle = leecher
+        .add(
+            rivulet::TorrentSource::parse(&link).unwrap(),
+            dst.path(),
+            AddOptions::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(LIMIT, handle.wait_complete())
+        .await
+        .expect("in time")
+        .unwrap();
+    same_tree("data", src.path(), dst.path());
+    assert_eq!(relayed.load(Ordering::SeqCst), 1);
+    assert_eq!(handle.status().peers, 1);
+}
