@@ -383,3 +383,74 @@ fn a_v2_only_torrent_by_hash_downloads_from_a_libtorrent_seed() {
     assert_eq!(v["hash_failures"], 0);
     assert_same_content(src.path(), dst.path());
 }
+
+#[test]
+fn a_btmh_magnet_of_a_v2_only_torrent_resolves_from_a_libtorrent_seed() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(src.path(), "v2");
+    let (_lt, port) = lt_magnet(&python, "seed", torrent.to_str().unwrap(), src.path());
+    let h = hash_of(&torrent).v2().unwrap();
+    let link = format!(
+        "magnet:?xt=urn:btmh:1220{}&x.pe=127.0.0.1:{port}",
+        h.to_hex()
+    );
+    let v = result_json(&download_source(&link, dst.path(), &[], 60));
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["hash_failures"], 0);
+    assert_same_content(src.path(), dst.path());
+}
+
+/// One file of 600 pieces of 16 KiB (its piece layer takes two runs of at most 512
+/// hashes, each proved with uncle hashes) and a v2-only torrent of it; returns the
+/// torrent and the data.
+fn big_v2(root: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let data: Vec<u8> = (0..600 * 16384 - 5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("big.bin"), &data).unwrap();
+    let torrent = root.join("big.torrent");
+    let o = Command::new(BIN)
+        .args(["create", "--piece-length", "16384", "--version", "v2"])
+        .arg(root.join("big.bin"))
+        .arg("-o")
+        .arg(&torrent)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    (torrent, data)
+}
+
+#[test]
+fn a_v2_piece_layer_in_several_runs_with_proofs_comes_from_libtorrent() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let (torrent, data) = big_v2(src.path());
+    let (_lt, port) = lt_magnet(&python, "seed", torrent.to_str().unwrap(), src.path());
+    let h = hash_of(&torrent).v2().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let v = result_json(&download_source(&h.to_hex(), dst.path(), &[port], 60));
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["hash_failures"], 0);
+    assert!(std::fs::read(dst.path().join("big.bin")).unwrap() == data);
+}
+
+#[test]
+fn a_v2_piece_layer_in_several_runs_with_proofs_comes_from_rivulet() {
+    let src = tempfile::tempdir().unwrap();
+    let (torrent, data) = big_v2(src.path());
+    let (_seed, port) = rivulet_seed(&torrent, src.path());
+    let h = hash_of(&torrent).v2().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let v = result_json(&download_source(&h.to_hex(), dst.path(), &[port], 60));
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["hash_failures"], 0);
+    assert!(std::fs::read(dst.path().join("big.bin")).unwrap() == data);
+}
