@@ -516,3 +516,33 @@ async fn a_magnet_does_not_redial_the_peer_it_got_the_metadata_from() {
     assert_eq!(relayed.load(Ordering::SeqCst), 1);
     assert_eq!(handle.status().peers, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_added_paused_fetches_nothing_until_resumed() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let t = make(src.path(), "data", 47, Version::V2);
+    let seeder = session().await;
+    let seed = seeder
+        .add(&t, src.path(), AddOptions::default())
+        .await
+        .unwrap();
+    let leecher = session().await;
+    let mut o = AddOptions::with_peers(vec![addr(&seeder)]);
+    o.paused = true;
+    let h = leecher.add(t.info_hash, dst.path(), o).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = h.status();
+    assert_eq!(
+        (s.phase, s.peers, s.metadata_pieces),
+        (Phase::Paused, 0, (0, 0))
+    );
+    assert_eq!(seed.status().peers, 0);
+    assert!(h.info().is_none());
+    h.resume();
+    tokio::time::timeout(LIMIT, h.wait_complete())
+        .await
+        .expect("in time")
+        .unwrap();
+    same_tree("data", src.path(), dst.path());
+}
