@@ -793,6 +793,8 @@ pub(crate) async fn prepare(
         io: HashMap::new(),
         tasks: JoinSet::new(),
         dialing: HashSet::new(),
+        last_dial: HashMap::new(),
+        redial: false,
         known,
         windows: BTreeMap::new(),
         resume_path,
@@ -845,6 +847,11 @@ pub(crate) struct Driver {
     io: HashMap<PeerKey, PeerIo>,
     tasks: JoinSet<()>,
     dialing: HashSet<SocketAddr>,
+    /// When each known address was last dialed (not again within half the reconnect
+    /// interval).
+    last_dial: HashMap<SocketAddr, Instant>,
+    /// A dial ended: its half-open slot may take another address at once.
+    redial: bool,
     known: Vec<SocketAddr>,
     /// Streaming windows by reader id.
     windows: BTreeMap<u64, Range<u32>>,
@@ -891,7 +898,12 @@ impl Driver {
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                Some(input) = urx.recv() => self.handle(input, &tx),
+                Some(input) = urx.recv() => {
+                    self.handle(input, &tx);
+                    if std::mem::take(&mut self.redial) {
+                        self.dial(&utx);
+                    }
+                }
                 Some(input) = rx.recv() => {
                     self.handle(input, &tx);
                     // Take what is already queued before executing actions.
@@ -1041,7 +1053,11 @@ impl Driver {
             if self.core.peer_count() + self.dialing.len() >= self.config.max_peers {
                 return;
             }
-            if !self.core.should_dial(addr) || self.dialing.contains(&addr) {
+            let recent = self
+                .last_dial
+                .get(&addr)
+                .is_some_and(|t| t.elapsed() < self.config.reconnect_interval / 2);
+            if !self.core.should_dial(addr) || self.dialing.contains(&addr) || recent {
                 continue;
             }
             // The session's budget: a connection slot and a half-open slot.
@@ -1050,6 +1066,7 @@ impl Driver {
                 return;
             };
             self.dialing.insert(addr);
+            self.last_dial.insert(addr, Instant::now());
             let mut options = Options::new(self.config.handshake_config());
             options.encryption = self.config.encryption;
             options.timeout = self.config.handshake_timeout;
@@ -1075,6 +1092,7 @@ impl Driver {
                 self.connected(now, *conn, outgoing, slot, tx)
             }
             Input::DialDone(addr) => {
+                self.redial = true;
                 self.dialing.remove(&addr);
             }
             Input::Message(key, msg) => self.core.handle_message(now, key, msg),
