@@ -9,7 +9,12 @@
 //! - [`torrent`] and [`session`]: the tokio driver that downloads and seeds a torrent
 //!   from a list of peer addresses and incoming connections (TCP, MSE per
 //!   [`Config::encryption`]); v1, hybrid and v2-only (BEP 52) torrents; file
-//!   priorities and selection, sequential mode.
+//!   priorities and selection, sequential mode. The [`Session`] owns its torrents
+//!   ([`Session::torrents`], [`Session::get`] by info hash, one torrent per hash);
+//!   [`TorrentHandle::pause`], [`resume`](TorrentHandle::resume) and
+//!   [`remove`](TorrentHandle::remove) (optionally with the torrent's files);
+//!   connections are capped per torrent and per session, outgoing connects in
+//!   progress per session.
 //! - [`reader`]: [`FileReader`], `AsyncRead + AsyncSeek` over a file of a torrent that
 //!   is still downloading (streaming).
 //! - [`hashes`]: the BEP 52 hash exchange both ways: answers to peers' hash requests,
