@@ -173,6 +173,17 @@ impl Membership {
     }
 }
 
+/// Gives up a claimed info hash when dropped while armed.
+struct Claim(Option<Membership>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            m.leave();
+        }
+    }
+}
+
 /// The wire ids a torrent is reachable under: its v1 hash and its truncated v2 hash.
 fn wire_keys(hash: InfoHash) -> Vec<InfoHashV1> {
     let mut keys: Vec<InfoHashV1> = hash.v1().into_iter().collect();
@@ -294,6 +305,8 @@ impl Session {
             torrents: Arc::downgrade(&self.torrents),
             registrar: self.registrar.clone(),
         };
+        // If this future is dropped before the torrent runs, the hash is free again.
+        let mut claim = Claim(Some(membership.clone()));
         let incoming = self.registrar.as_ref().map(|r| {
             let rx = r.register(hash.wire_id(), 64);
             match hash {
@@ -325,6 +338,7 @@ impl Session {
                 incoming,
             )),
         };
+        claim.0 = None;
         match started {
             Ok(handle) => {
                 handle.join(membership);

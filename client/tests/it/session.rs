@@ -116,7 +116,20 @@ async fn the_session_lists_its_torrents_finds_them_by_hash_and_refuses_duplicate
             .await,
         Err(TorrentError::NotInSession(_))
     ));
-    drop(h2);
+    // An add given up while it checks the data frees the hash.
+    h2.close().await;
+    let dst = tempfile::tempdir().unwrap();
+    let quick = tokio::time::timeout(
+        Duration::from_micros(1),
+        s.add(&t2, dst.path(), AddOptions::default()),
+    )
+    .await;
+    if let Ok(added) = quick {
+        added.unwrap().shutdown();
+    }
+    assert!(s.get(t2.info_hash).is_none());
+    let h2 = s.add(&t2, src.path(), AddOptions::default()).await.unwrap();
+    assert!(h2.status().complete);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
