@@ -248,9 +248,15 @@ pub fn tracker_ws(data: &[u8]) {
             Ok(&m),
             "client message round trip"
         );
-        let mut relay = tracker::ws::WsRelay::new(tracker::server::ServerConfig::default());
-        relay.handle_message(std::time::Instant::now(), tracker::ws::ConnId(1), m);
+        let mut swarms = tracker::server::Swarms::new(tracker::server::ServerConfig::default());
+        let mut relay = tracker::ws::WsRelay::new();
+        let now = std::time::Instant::now();
+        relay.handle_message(&mut swarms, now, tracker::ws::ConnId(1), m.clone());
+        relay.handle_message(&mut swarms, now, tracker::ws::ConnId(2), m);
         while relay.poll_transmit().is_some() {}
+        relay.handle_disconnect(&mut swarms, tracker::ws::ConnId(1));
+        relay.handle_disconnect(&mut swarms, tracker::ws::ConnId(2));
+        assert_eq!(swarms.peer_count(), 0, "peers left after their connections closed");
     }
     if let Ok(m) = ServerMessage::decode(text) {
         assert_eq!(

@@ -78,7 +78,10 @@ fn bench(c: &mut Criterion) {
             rivulet_tracker::server::PeerAnnounce {
                 info_hash: hash(s),
                 peer_id: peer(s, p),
-                addr: SocketAddr::from(([127, 0, 0, 1], 1000 + p as u16)),
+                reach: rivulet_tracker::server::Reach::Addr(SocketAddr::from((
+                    [127, 0, 0, 1],
+                    1000 + p as u16,
+                ))),
                 left: (p % 2) as u64,
                 event: Event::None,
                 numwant: Some(50),

@@ -10,8 +10,9 @@
 //! - sans-IO state machines fed `now` and bytes: the UDP client [`udp::UdpClient`] (connection
 //!   id cached for a minute, 15·2ⁿ s retransmission, transaction ids checked), the multi-tracker
 //!   scheduler [`TrackerSet`] (tiers shuffled, failover, backoff, promotion), the server core
-//!   [`server::Swarms`] (announce, scrape, expiry, all bounded) with its UDP front end
-//!   [`udp::UdpServer`], and the WebSocket relay [`ws::WsRelay`];
+//!   [`server::Swarms`] (announce, scrape, expiry, all bounded; one swarm state whose peers
+//!   are reachable by address, over a WebSocket, or both) with its UDP front end
+//!   [`udp::UdpServer`] and its WebSocket front end, the offer/answer relay [`ws::WsRelay`];
 //! - tokio drivers (feature `tokio`, on by default) in [`net`]: [`net::TrackerServer`] serves
 //!   UDP, HTTP and, on the HTTP port, WebSocket at once; clients [`net::UdpTracker`],
 //!   [`net::http_announce`]/[`net::http_scrape`], [`net::WsTracker`]; and
@@ -26,8 +27,11 @@
 //! are capped at 8 KiB and 10 s, WebSocket messages at 128 KiB, concurrent TCP connections at
 //! [`server::ServerConfig::max_connections`].
 //!
-//! Not done yet: HTTPS and `wss://` (no TLS), HTTP keep-alive, WebSocket peers counted in the
-//! HTTP/UDP swarm figures (the relay keeps its own swarms), `ws://` trackers in
+//! One swarm state: a WebSocket peer and a UDP or HTTP peer of the same info hash count each
+//! other in scrapes and `complete`/`incomplete`; HTTP and UDP peer lists hold only peers with
+//! an address, WebRTC offers go only to peers with a WebSocket connection.
+//!
+//! Not done yet: HTTPS and `wss://` (no TLS), HTTP keep-alive, `ws://` trackers in
 //! [`net::Announcer`].
 //!
 //! Measured (`cargo run --release -p rivulet-tracker --example udp_load`, 10,000 swarms ×

@@ -14,9 +14,8 @@ use crate::http::{
     encode_announce_reply, encode_failure, encode_scrape_reply, parse_announce_query,
     parse_scrape_query,
 };
-use crate::server::{PeerAnnounce, ServerConfig, Swarms};
+use crate::server::{PeerAnnounce, Reach, ServerConfig, Swarms};
 use crate::udp::UdpServer;
-use crate::ws::WsRelay;
 
 use super::ws::{WsShared, serve_upgraded, upgrade_key};
 
@@ -39,7 +38,6 @@ pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct TrackerServer {
     swarms: Arc<Mutex<Swarms>>,
-    ws: Arc<WsShared>,
     udp: Option<SocketAddr>,
     http: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
@@ -56,9 +54,9 @@ impl TrackerServer {
     pub async fn bind(config: ServerConfig, listen: Listen) -> io::Result<Self> {
         let expire_every =
             (config.peer_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-        let ws = Arc::new(WsShared::new(WsRelay::new(config.clone())));
         let max_connections = config.max_connections.max(1);
         let swarms = Arc::new(Mutex::new(Swarms::new(config)));
+        let ws = Arc::new(WsShared::new(swarms.clone()));
         let mut tasks = Vec::new();
         let mut udp = None;
         let mut http = None;
@@ -79,18 +77,16 @@ impl TrackerServer {
                 Arc::new(tokio::sync::Semaphore::new(max_connections)),
             )));
         }
-        let (s, w) = (swarms.clone(), ws.clone());
+        let w = ws.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(expire_every);
             loop {
                 tick.tick().await;
-                lock(&s).expire(Instant::now());
                 w.expire(Instant::now());
             }
         }));
         Ok(TrackerServer {
             swarms,
-            ws,
             udp,
             http,
             tasks,
@@ -112,9 +108,9 @@ impl TrackerServer {
         self.http.map(|a| format!("ws://{a}/announce"))
     }
 
-    /// Peers connected over WebSocket, over all swarms.
+    /// Peers reachable over WebSocket, over all swarms.
     pub fn ws_peer_count(&self) -> usize {
-        self.ws.relay().peer_count()
+        lock(&self.swarms).ws_peer_count()
     }
 
     /// The shared swarm state (for statistics; hold the lock briefly).
@@ -244,7 +240,7 @@ fn handle_http_request(head: &[u8], from: SocketAddr, swarms: &Mutex<Swarms>) ->
             let req = PeerAnnounce {
                 info_hash: q.info_hash,
                 peer_id: q.peer_id,
-                addr: SocketAddr::new(from.ip().to_canonical(), q.port),
+                reach: Reach::Addr(SocketAddr::new(from.ip().to_canonical(), q.port)),
                 left: q.left,
                 event: q.event,
                 numwant: q.numwant.map(|n| n as usize),

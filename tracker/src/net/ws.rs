@@ -16,15 +16,18 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::TrackerError;
+use crate::server::Swarms;
 use crate::ws::{ClientMessage, ConnId, MAX_MESSAGE, ServerMessage, WsDecodeError, WsRelay};
 
 /// Messages queued for one slow WebSocket client before further ones are dropped.
 const OUTBOX: usize = 64;
 
-/// State shared by every WebSocket connection of a server.
+/// State shared by every WebSocket connection of a server. Locks are taken in the order
+/// `relay`, `swarms`, `conns`.
 #[derive(Debug)]
 pub(crate) struct WsShared {
     relay: Mutex<WsRelay>,
+    swarms: Arc<Mutex<Swarms>>,
     conns: Mutex<HashMap<ConnId, mpsc::Sender<String>>>,
     next: AtomicU64,
 }
@@ -34,20 +37,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl WsShared {
-    pub(crate) fn new(relay: WsRelay) -> Self {
+    pub(crate) fn new(swarms: Arc<Mutex<Swarms>>) -> Self {
         WsShared {
-            relay: Mutex::new(relay),
+            relay: Mutex::new(WsRelay::new()),
+            swarms,
             conns: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
         }
     }
 
+    /// Expire peers of every front end, then forget the relay's stale entries.
     pub(crate) fn expire(&self, now: Instant) {
-        lock(&self.relay).expire(now);
-    }
-
-    pub(crate) fn relay(&self) -> MutexGuard<'_, WsRelay> {
-        lock(&self.relay)
+        let mut relay = lock(&self.relay);
+        let mut swarms = lock(&self.swarms);
+        swarms.expire(now);
+        relay.prune(&swarms);
     }
 
     /// Hand every queued relay message to its connection's writer.
@@ -148,7 +152,7 @@ pub(crate) async fn serve_upgraded(
         match ClientMessage::decode(text.as_str()) {
             Ok(m) => {
                 let mut relay = lock(&shared.relay);
-                relay.handle_message(Instant::now(), id, m);
+                relay.handle_message(&mut lock(&shared.swarms), Instant::now(), id, m);
                 shared.flush(&mut relay);
             }
             Err(e) => {
@@ -163,7 +167,7 @@ pub(crate) async fn serve_upgraded(
         }
     }
     lock(&shared.conns).remove(&id);
-    lock(&shared.relay).handle_disconnect(id);
+    lock(&shared.relay).handle_disconnect(&mut lock(&shared.swarms), id);
     drop(tx);
     let _ = writer.await;
     Ok(())

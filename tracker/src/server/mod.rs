@@ -3,5 +3,6 @@
 mod swarms;
 
 pub use swarms::{
-    AnnounceRefused, AnnounceReply, MAX_BYTES_PER_PEER, PeerAnnounce, ServerConfig, Swarms,
+    AnnounceCounts, AnnounceRefused, AnnounceReply, ConnId, MAX_BYTES_PER_PEER, PeerAnnounce,
+    Reach, ServerConfig, Swarms,
 };

@@ -1,4 +1,5 @@
-//! The tracker server core: swarm state shared by every front end, bounded and clock-free.
+//! The tracker server core: one swarm state shared by every front end (UDP, HTTP and
+//! WebSocket), bounded and clock-free.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,10 @@ use rand::{Rng, SeedableRng};
 use crate::types::{Event, InfoHash, PeerId, ScrapeStats};
 use crate::udp::AddrFamily;
 
+/// The hash tables' hasher: randomly keyed per table, so a client choosing info hashes and
+/// peer ids cannot predict collisions.
+type Hasher = std::hash::RandomState;
+
 /// Limits and timing of a tracker server. Every limit is enforced by [`Swarms`].
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -18,16 +23,17 @@ pub struct ServerConfig {
     /// The `min interval` told to HTTP clients (default 60 s).
     pub min_interval: Duration,
     /// A peer is dropped when it has not announced for this long (default: interval + 60 s,
-    /// i.e. one missed announce with some slack).
+    /// i.e. one missed announce with some slack). Counted in whole seconds.
     pub peer_timeout: Duration,
     /// Most peers kept per swarm (default 10 000). Peers beyond it still get a peer list but
     /// are not stored.
     pub max_peers_per_swarm: usize,
     /// Most swarms (default 1 000 000). Announces for new swarms beyond it fail.
     pub max_swarms: usize,
-    /// Peers returned when the client does not say (default 50).
+    /// Peers returned (or, over WebSocket, offers forwarded) when the client does not say
+    /// (default 50).
     pub default_numwant: usize,
-    /// Most peers returned whatever the client asks (default 200).
+    /// Most peers returned, or offers forwarded, whatever the client asks (default 200).
     pub max_numwant: usize,
     /// If set, only these swarms are tracked; others get a failure reply.
     pub allow_list: Option<HashSet<InfoHash>>,
@@ -52,6 +58,21 @@ impl Default for ServerConfig {
     }
 }
 
+/// Identifies one WebSocket connection; the driver allocates them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// How a peer can be reached: what an announce came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// HTTP or UDP: at this address (the request's source IP and the announced port). Handed
+    /// out in HTTP and UDP peer lists.
+    Addr(SocketAddr),
+    /// WebSocket (WebTorrent): over this connection, which carries WebRTC offers and answers.
+    /// Such a peer gets offers from other WebSocket peers and is never in a peer list.
+    Ws(ConnId),
+}
+
 /// An announce as the server core sees it, whatever front end received it.
 #[derive(Clone, Debug)]
 pub struct PeerAnnounce {
@@ -59,8 +80,8 @@ pub struct PeerAnnounce {
     pub info_hash: InfoHash,
     /// The peer.
     pub peer_id: PeerId,
-    /// The address to hand out: the source IP of the request and the announced port.
-    pub addr: SocketAddr,
+    /// How the peer is reached: its address (HTTP, UDP) or its WebSocket connection.
+    pub reach: Reach,
     /// Bytes left (0: a seeder).
     pub left: u64,
     /// Event.
@@ -71,6 +92,19 @@ pub struct PeerAnnounce {
     pub key: Option<u32>,
     /// Only return peers of this family (UDP); `None` for both (HTTP `peers` + `peers6`).
     pub family: Option<AddrFamily>,
+}
+
+/// The swarm figures sent with every announce reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceCounts {
+    /// Seconds until the next announce.
+    pub interval: u32,
+    /// Seconds the client must wait at least.
+    pub min_interval: u32,
+    /// Seeders, however they are reached.
+    pub complete: u32,
+    /// Leechers, however they are reached.
+    pub incomplete: u32,
 }
 
 /// The core's answer to an announce.
@@ -84,7 +118,7 @@ pub struct AnnounceReply {
     pub complete: u32,
     /// Leechers.
     pub incomplete: u32,
-    /// Peers for the client (never the client itself).
+    /// Peers for the client (never the client itself), only ones reachable by address.
     pub peers: Vec<(PeerId, SocketAddr)>,
 }
 
@@ -103,20 +137,48 @@ pub enum AnnounceRefused {
     BadPort,
 }
 
+const SEEDER: u8 = 1;
+const HAS_KEY: u8 = 2;
+
 /// One peer: this is what the memory bound below counts.
 #[derive(Clone, Debug)]
 struct Peer {
     id: PeerId,
-    addr: SocketAddr,
-    last_seen: Instant,
-    key: Option<u32>,
-    seeder: bool,
+    /// Seconds since the core's time base.
+    last_seen: u32,
+    key: u32,
+    /// Reachable by address (HTTP/UDP announces).
+    addr: Option<SocketAddr>,
+    /// Reachable over a WebSocket connection.
+    conn: Option<ConnId>,
+    flags: u8,
+}
+
+impl Peer {
+    fn seeder(&self) -> bool {
+        self.flags & SEEDER != 0
+    }
+    fn key(&self) -> Option<u32> {
+        (self.flags & HAS_KEY != 0).then_some(self.key)
+    }
+    /// Whether an announce through `reach` (with `key`) may update this peer. A peer known
+    /// by address is updated from the same IP, or with the same key; a WebSocket announce
+    /// takes over the peer id (a client that reconnected, as the npm tracker does); a
+    /// reachability the peer does not have yet is added (a hybrid client).
+    fn owned_by(&self, reach: &Reach, key: Option<u32>) -> bool {
+        match (reach, self.addr) {
+            (Reach::Addr(a), Some(b)) => {
+                same_ip(a.ip(), b.ip()) || (self.key().is_some() && self.key() == key)
+            }
+            (Reach::Addr(_), None) | (Reach::Ws(_), _) => true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Swarm {
     peers: Vec<Peer>,
-    index: HashMap<PeerId, u32>,
+    index: HashMap<PeerId, u32, Hasher>,
     seeders: u32,
     downloaded: u32,
 }
@@ -125,7 +187,7 @@ impl Swarm {
     fn remove_at(&mut self, i: usize) {
         let p = self.peers.swap_remove(i);
         self.index.remove(&p.id);
-        if p.seeder {
+        if p.seeder() {
             self.seeders -= 1;
         }
         if let Some(moved) = self.peers.get(i) {
@@ -145,26 +207,35 @@ impl Swarm {
 /// included): see the [`Swarms`] docs.
 pub const MAX_BYTES_PER_PEER: usize = 256;
 
-/// The swarm state of a tracker server.
+/// The swarm state of a tracker server, shared by its UDP, HTTP and WebSocket front ends.
 ///
 /// Sans-IO: every call takes `now`; nothing runs by itself. Call [`expire`](Self::expire)
 /// every few seconds (the drivers do) to drop peers silent for longer than
 /// [`ServerConfig::peer_timeout`].
 ///
+/// One peer (info hash + peer id) records how it can be reached ([`Reach`]): an address, a
+/// WebSocket connection, or both (a hybrid client announcing over both). Scrape figures and
+/// `complete`/`incomplete` count every peer; HTTP and UDP peer lists hold only peers with an
+/// address; WebRTC offers go only to peers with a connection. Expiry, the allow-list and
+/// every cap apply alike whatever the front end. A `stopped` announce removes the
+/// reachability it came through, and the peer once it has none left.
+///
 /// Bounds: at most [`max_swarms`](ServerConfig::max_swarms) swarms of at most
 /// [`max_peers_per_swarm`](ServerConfig::max_peers_per_swarm) peers each. A stored peer is an
-/// 80-byte record (peer id, address, last-seen time, key, seeder flag) in a vector plus a
-/// 24-byte index entry and one control byte in a hash table (7/16 to 7/8 full): about 110
-/// bytes typically and at most [`MAX_BYTES_PER_PEER`] (256) bytes per peer at the peak peer
-/// count, growth slack included ([`expire`](Self::expire) gives back slack once a swarm has
-/// shrunk to a quarter). A swarm adds about 150 bytes. No allocation depends on what a
-/// client claims.
+/// 80-byte record (peer id, optional address, optional connection id, last-seen second, key,
+/// flags) in a vector plus a 24-byte index entry and one control byte in a hash table (7/16
+/// to 7/8 full): about 110 bytes typically and at most [`MAX_BYTES_PER_PEER`] (256) bytes per
+/// peer at the peak peer count, growth slack included ([`expire`](Self::expire) gives back
+/// slack once a swarm has shrunk to a quarter). A swarm adds about 170 bytes. No allocation
+/// depends on what a client claims.
 #[derive(Debug)]
 pub struct Swarms {
     config: ServerConfig,
-    swarms: HashMap<InfoHash, Swarm>,
+    swarms: HashMap<InfoHash, Swarm, Hasher>,
     rng: StdRng,
     peers: usize,
+    /// The time base of `Peer::last_seen`: the first `now` seen.
+    base: Option<Instant>,
 }
 
 impl Swarms {
@@ -177,9 +248,10 @@ impl Swarms {
     pub fn with_rng(config: ServerConfig, rng: StdRng) -> Self {
         Swarms {
             config,
-            swarms: HashMap::new(),
+            swarms: HashMap::default(),
             rng,
             peers: 0,
+            base: None,
         }
     }
 
@@ -193,9 +265,18 @@ impl Swarms {
         self.swarms.len()
     }
 
-    /// Peers currently stored, over all swarms.
+    /// Peers currently stored, over all swarms, however reached.
     pub fn peer_count(&self) -> usize {
         self.peers
+    }
+
+    /// Peers reachable over a WebSocket connection (counts every peer: call it for
+    /// statistics, not per request).
+    pub fn ws_peer_count(&self) -> usize {
+        self.swarms
+            .values()
+            .map(|s| s.peers.iter().filter(|p| p.conn.is_some()).count())
+            .sum()
     }
 
     /// Whether `info_hash` may be tracked (allow-list).
@@ -206,25 +287,72 @@ impl Swarms {
             .is_none_or(|l| l.contains(info_hash))
     }
 
-    /// Record an announce and pick peers for the reply.
+    fn stamp(&mut self, now: Instant) -> u32 {
+        let base = *self.base.get_or_insert(now);
+        now.saturating_duration_since(base)
+            .as_secs()
+            .min(u32::MAX as u64) as u32
+    }
+
+    /// Record an announce and pick peers for the reply: up to `numwant` peers reachable by
+    /// address, of the requested family. For a WebSocket announce the list is empty (use
+    /// [`announce_with`](Self::announce_with) to pick offer targets).
     pub fn announce(
         &mut self,
         now: Instant,
         req: &PeerAnnounce,
     ) -> Result<AnnounceReply, AnnounceRefused> {
+        let mut peers = Vec::new();
+        let c = self.announce_with(now, req, |id, reach| {
+            if let Reach::Addr(a) = reach {
+                peers.push((*id, a));
+            }
+        })?;
+        Ok(AnnounceReply {
+            interval: c.interval,
+            min_interval: c.min_interval,
+            complete: c.complete,
+            incomplete: c.incomplete,
+            peers,
+        })
+    }
+
+    /// Record an announce and call `visit` for each peer picked for it (at most `numwant`,
+    /// capped at [`ServerConfig::max_numwant`], from a random starting point, never the
+    /// announcer, no seeders for a seeder): for an address announce, peers with an address
+    /// of the requested family ([`Reach::Addr`]); for a WebSocket announce, peers on another
+    /// connection ([`Reach::Ws`]). Nothing is allocated per call.
+    pub fn announce_with(
+        &mut self,
+        now: Instant,
+        req: &PeerAnnounce,
+        mut visit: impl FnMut(&PeerId, Reach),
+    ) -> Result<AnnounceCounts, AnnounceRefused> {
         if !self.allowed(&req.info_hash) {
             return Err(AnnounceRefused::NotAllowed(req.info_hash));
         }
-        if req.addr.port() == 0 {
+        if matches!(req.reach, Reach::Addr(a) if a.port() == 0) {
             return Err(AnnounceRefused::BadPort);
         }
-        let interval = self.config.interval.as_secs().min(u32::MAX as u64) as u32;
-        let min_interval = self.config.min_interval.as_secs().min(u32::MAX as u64) as u32;
+        let counts = |c: &ServerConfig, st: ScrapeStats| AnnounceCounts {
+            interval: c.interval.as_secs().min(u32::MAX as u64) as u32,
+            min_interval: c.min_interval.as_secs().min(u32::MAX as u64) as u32,
+            complete: st.complete,
+            incomplete: st.incomplete,
+        };
         if req.event == Event::Stopped {
             let mut stats = ScrapeStats::default();
             if let Some(s) = self.swarms.get_mut(&req.info_hash) {
                 if let Some(&i) = s.index.get(&req.peer_id) {
-                    if owns(&s.peers[i as usize], req) {
+                    let p = &mut s.peers[i as usize];
+                    match req.reach {
+                        Reach::Addr(_) if p.addr.is_some() && p.owned_by(&req.reach, req.key) => {
+                            p.addr = None
+                        }
+                        Reach::Ws(c) if p.conn == Some(c) => p.conn = None,
+                        _ => {}
+                    }
+                    if p.addr.is_none() && p.conn.is_none() {
                         s.remove_at(i as usize);
                         self.peers -= 1;
                     }
@@ -234,39 +362,38 @@ impl Swarms {
                     self.swarms.remove(&req.info_hash);
                 }
             }
-            return Ok(AnnounceReply {
-                interval,
-                min_interval,
-                complete: stats.complete,
-                incomplete: stats.incomplete,
-                peers: Vec::new(),
-            });
+            return Ok(counts(&self.config, stats));
         }
         if !self.swarms.contains_key(&req.info_hash) && self.swarms.len() >= self.config.max_swarms
         {
             return Err(AnnounceRefused::TooManySwarms(self.swarms.len()));
         }
+        let stamp = self.stamp(now);
         let swarm = self.swarms.entry(req.info_hash).or_default();
         let seeder = req.left == 0;
         let me = match swarm.index.get(&req.peer_id) {
             Some(&i) => {
                 let p = &mut swarm.peers[i as usize];
-                if owns(p, req) {
-                    if p.seeder != seeder {
+                if p.owned_by(&req.reach, req.key) {
+                    if p.seeder() != seeder {
                         if seeder {
                             swarm.seeders += 1;
+                            if req.event == Event::Completed {
+                                swarm.downloaded = swarm.downloaded.saturating_add(1);
+                            }
                         } else {
                             swarm.seeders -= 1;
                         }
+                        p.flags ^= SEEDER;
                     }
-                    if req.event == Event::Completed && !p.seeder && seeder {
-                        swarm.downloaded = swarm.downloaded.saturating_add(1);
+                    match req.reach {
+                        Reach::Addr(a) => p.addr = Some(a),
+                        Reach::Ws(c) => p.conn = Some(c),
                     }
-                    p.addr = req.addr;
-                    p.last_seen = now;
-                    p.seeder = seeder;
-                    if req.key.is_some() {
-                        p.key = req.key;
+                    p.last_seen = stamp;
+                    if let Some(k) = req.key {
+                        p.key = k;
+                        p.flags |= HAS_KEY;
                     }
                 }
                 Some(i as usize)
@@ -275,13 +402,19 @@ impl Swarms {
                 if req.event == Event::Completed && seeder {
                     swarm.downloaded = swarm.downloaded.saturating_add(1);
                 }
+                let (addr, conn) = match req.reach {
+                    Reach::Addr(a) => (Some(a), None),
+                    Reach::Ws(c) => (None, Some(c)),
+                };
                 let i = swarm.peers.len();
                 swarm.peers.push(Peer {
                     id: req.peer_id,
-                    addr: req.addr,
-                    last_seen: now,
-                    key: req.key,
-                    seeder,
+                    last_seen: stamp,
+                    key: req.key.unwrap_or(0),
+                    addr,
+                    conn,
+                    flags: if seeder { SEEDER } else { 0 }
+                        | if req.key.is_some() { HAS_KEY } else { 0 },
                 });
                 swarm.index.insert(req.peer_id, i as u32);
                 if seeder {
@@ -296,15 +429,35 @@ impl Swarms {
             .numwant
             .unwrap_or(self.config.default_numwant)
             .min(self.config.max_numwant);
-        let peers = select(&mut self.rng, swarm, me, want, req.family, seeder);
-        let stats = swarm.stats();
-        Ok(AnnounceReply {
-            interval,
-            min_interval,
-            complete: stats.complete,
-            incomplete: stats.incomplete,
-            peers,
-        })
+        let n = swarm.peers.len();
+        if want > 0 && n > 0 {
+            let start = self.rng.random_range(0..n);
+            let mut left = want;
+            let (tail, head) = swarm.peers.split_at(start);
+            for (i, p) in (start..).zip(head).chain((0..).zip(tail)) {
+                if Some(i) == me || (seeder && p.seeder()) {
+                    continue;
+                }
+                let reach = match req.reach {
+                    Reach::Addr(_) => match p.addr {
+                        Some(a) if req.family.is_none_or(|f| AddrFamily::of(&a) == f) => {
+                            Reach::Addr(a)
+                        }
+                        _ => continue,
+                    },
+                    Reach::Ws(mine) => match p.conn {
+                        Some(c) if c != mine => Reach::Ws(c),
+                        _ => continue,
+                    },
+                };
+                visit(&p.id, reach);
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(counts(&self.config, swarm.stats()))
     }
 
     /// Figures for each hash, in order (zeros for unknown swarms).
@@ -312,7 +465,7 @@ impl Swarms {
         info_hashes.iter().map(|h| self.stats(h)).collect()
     }
 
-    /// Figures for one swarm (zeros if unknown).
+    /// Figures for one swarm (zeros if unknown), counting every peer however reached.
     pub fn stats(&self, info_hash: &InfoHash) -> ScrapeStats {
         self.swarms
             .get(info_hash)
@@ -320,15 +473,54 @@ impl Swarms {
             .unwrap_or_default()
     }
 
+    /// The WebSocket connection `peer_id` of `info_hash`'s swarm is reachable on, if any.
+    pub fn peer_conn(&self, info_hash: &InfoHash, peer_id: &PeerId) -> Option<ConnId> {
+        let s = self.swarms.get(info_hash)?;
+        let &i = s.index.get(peer_id)?;
+        s.peers.get(i as usize)?.conn
+    }
+
+    /// A WebSocket connection closed: its peers in `info_hashes` lose that reachability, and
+    /// are dropped if they have no address either. Returns how many peers were dropped.
+    pub fn disconnect(
+        &mut self,
+        conn: ConnId,
+        peer_id: &PeerId,
+        info_hashes: impl IntoIterator<Item = InfoHash>,
+    ) -> usize {
+        let mut dropped = 0;
+        for ih in info_hashes {
+            let Some(s) = self.swarms.get_mut(&ih) else {
+                continue;
+            };
+            if let Some(&i) = s.index.get(peer_id) {
+                let p = &mut s.peers[i as usize];
+                if p.conn == Some(conn) {
+                    p.conn = None;
+                    if p.addr.is_none() {
+                        s.remove_at(i as usize);
+                        dropped += 1;
+                    }
+                }
+            }
+            if s.peers.is_empty() {
+                self.swarms.remove(&ih);
+            }
+        }
+        self.peers -= dropped;
+        dropped
+    }
+
     /// Drop peers not seen for [`ServerConfig::peer_timeout`] and empty swarms. Returns how
     /// many peers were dropped.
     pub fn expire(&mut self, now: Instant) -> usize {
-        let timeout = self.config.peer_timeout;
+        let timeout = self.config.peer_timeout.as_secs();
+        let now = self.stamp(now) as u64;
         let mut dropped = 0;
         self.swarms.retain(|_, s| {
             let mut i = 0;
             while i < s.peers.len() {
-                if now.saturating_duration_since(s.peers[i].last_seen) > timeout {
+                if now.saturating_sub(s.peers[i].last_seen as u64) > timeout {
                     s.remove_at(i);
                     dropped += 1;
                 } else {
@@ -353,48 +545,8 @@ impl Swarms {
     }
 }
 
-/// Whether `req` may update the stored peer `p`: same IP, or the same key.
-fn owns(p: &Peer, req: &PeerAnnounce) -> bool {
-    same_ip(p.addr.ip(), req.addr.ip()) || (p.key.is_some() && p.key == req.key)
-}
-
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
-}
-
-/// Up to `want` peers other than `me`, from a random starting point; seeders get no seeders.
-fn select(
-    rng: &mut StdRng,
-    swarm: &Swarm,
-    me: Option<usize>,
-    want: usize,
-    family: Option<AddrFamily>,
-    seeder: bool,
-) -> Vec<(PeerId, SocketAddr)> {
-    let n = swarm.peers.len();
-    let mut out = Vec::with_capacity(want.min(n));
-    if n == 0 || want == 0 {
-        return out;
-    }
-    let start = rng.random_range(0..n);
-    for k in 0..n {
-        if out.len() >= want {
-            break;
-        }
-        let i = (start + k) % n;
-        if Some(i) == me {
-            continue;
-        }
-        let p = &swarm.peers[i];
-        if seeder && p.seeder {
-            continue;
-        }
-        if family.is_some_and(|f| AddrFamily::of(&p.addr) != f) {
-            continue;
-        }
-        out.push((p.id, p.addr));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -405,7 +557,7 @@ mod tests {
         PeerAnnounce {
             info_hash: InfoHash([7; 20]),
             peer_id: PeerId([peer; 20]),
-            addr: SocketAddr::from(([127, 0, 0, peer], port)),
+            reach: Reach::Addr(SocketAddr::from(([127, 0, 0, peer], port))),
             left,
             event,
             numwant: None,
@@ -460,7 +612,7 @@ mod tests {
         let mut s = swarms(ServerConfig::default());
         s.announce(t, &ann(1, 1000, 0, Event::Started)).unwrap();
         let mut evil = ann(1, 1000, 0, Event::Stopped);
-        evil.addr = "10.0.0.1:1000".parse().unwrap();
+        evil.reach = Reach::Addr("10.0.0.1:1000".parse().unwrap());
         s.announce(t, &evil).unwrap();
         assert!(s.contains(&InfoHash([7; 20]), &PeerId([1; 20])));
     }
@@ -516,7 +668,7 @@ mod tests {
         let t = Instant::now();
         let mut s = swarms(ServerConfig::default());
         let mut v6 = ann(1, 1000, 0, Event::Started);
-        v6.addr = "[2001:db8::1]:1000".parse().unwrap();
+        v6.reach = Reach::Addr("[2001:db8::1]:1000".parse().unwrap());
         s.announce(t, &v6).unwrap();
         s.announce(t, &ann(2, 1000, 0, Event::Started)).unwrap();
         let mut q = ann(3, 1000, 1, Event::Started);
@@ -535,5 +687,91 @@ mod tests {
         assert!(entry <= 80, "{entry}");
         // Vector slack up to 2x, table at least 7/16 full.
         assert!(entry * 2 + index * 16 / 7 <= MAX_BYTES_PER_PEER);
+    }
+
+    fn ws(peer: u8, conn: u64, left: u64, event: Event, numwant: usize) -> PeerAnnounce {
+        PeerAnnounce {
+            reach: Reach::Ws(ConnId(conn)),
+            numwant: Some(numwant),
+            ..ann(peer, 1, left, event)
+        }
+    }
+
+    #[test]
+    fn ws_and_address_peers_share_one_swarm() {
+        let t = Instant::now();
+        let mut s = swarms(ServerConfig::default());
+        // Two WebSocket peers and two address peers in one swarm.
+        s.announce(t, &ws(1, 10, 0, Event::Started, 5)).unwrap();
+        s.announce(t, &ws(2, 20, 5, Event::Started, 5)).unwrap();
+        s.announce(t, &ann(3, 1000, 5, Event::Started)).unwrap();
+        let r = s.announce(t, &ann(4, 1000, 5, Event::Started)).unwrap();
+        // Counts include everyone; the peer list only the address peer.
+        assert_eq!((r.complete, r.incomplete), (1, 3));
+        assert_eq!(r.peers, vec![(PeerId([3; 20]), "127.0.0.3:1000".parse().unwrap())]);
+        let st = s.stats(&InfoHash([7; 20]));
+        assert_eq!((st.complete, st.incomplete), (1, 3));
+        assert_eq!(s.ws_peer_count(), 2);
+        // A WebSocket announce picks only other connections.
+        let mut got = vec![];
+        let c = s
+            .announce_with(t, &ws(2, 20, 5, Event::None, 5), |id, r| got.push((*id, r)))
+            .unwrap();
+        assert_eq!((c.complete, c.incomplete), (1, 3));
+        assert_eq!(got, vec![(PeerId([1; 20]), Reach::Ws(ConnId(10)))]);
+        assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([1; 20])), Some(ConnId(10)));
+        assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([3; 20])), None);
+    }
+
+    #[test]
+    fn hybrid_peer_keeps_the_reachability_it_did_not_stop() {
+        let t = Instant::now();
+        let mut s = swarms(ServerConfig::default());
+        s.announce(t, &ws(1, 10, 5, Event::Started, 5)).unwrap();
+        // The same client announces its address over HTTP/UDP: one peer, both ways.
+        s.announce(t, &ann(1, 1000, 5, Event::Started)).unwrap();
+        assert_eq!(s.peer_count(), 1);
+        let r = s.announce(t, &ann(2, 1000, 5, Event::Started)).unwrap();
+        assert_eq!(r.peers.len(), 1);
+        let mut got = vec![];
+        s.announce_with(t, &ws(3, 30, 5, Event::Started, 5), |id, r| got.push((*id, r)))
+            .unwrap();
+        assert_eq!(got, vec![(PeerId([1; 20]), Reach::Ws(ConnId(10)))]);
+        // The WebSocket closes: still listed by address.
+        assert_eq!(s.disconnect(ConnId(10), &PeerId([1; 20]), [InfoHash([7; 20])]), 0);
+        assert!(s.contains(&InfoHash([7; 20]), &PeerId([1; 20])));
+        assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([1; 20])), None);
+        // Stopping by address removes it.
+        s.announce(t, &ann(1, 1000, 5, Event::Stopped)).unwrap();
+        assert!(!s.contains(&InfoHash([7; 20]), &PeerId([1; 20])));
+        // A WebSocket-only peer goes with its connection; a stop from another connection
+        // does nothing.
+        s.announce(t, &ws(3, 31, 5, Event::Stopped, 0)).unwrap();
+        assert!(s.contains(&InfoHash([7; 20]), &PeerId([3; 20])));
+        assert_eq!(s.disconnect(ConnId(30), &PeerId([3; 20]), [InfoHash([7; 20])]), 1);
+        assert_eq!(s.peer_count(), 1);
+    }
+
+    #[test]
+    fn caps_expiry_and_allow_list_apply_to_ws_peers() {
+        let t = Instant::now();
+        let mut s = swarms(ServerConfig {
+            max_peers_per_swarm: 3,
+            max_numwant: 2,
+            allow_list: Some([InfoHash([7; 20])].into_iter().collect()),
+            ..Default::default()
+        });
+        for p in 1..=5 {
+            s.announce(t, &ws(p, p as u64, 5, Event::Started, 0)).unwrap();
+        }
+        assert_eq!(s.peer_count(), 3);
+        let mut n = 0;
+        s.announce_with(t, &ws(9, 9, 5, Event::None, 50), |_, _| n += 1).unwrap();
+        assert_eq!(n, 2);
+        let mut other = ws(1, 1, 5, Event::Started, 0);
+        other.info_hash = InfoHash([8; 20]);
+        assert!(matches!(s.announce(t, &other), Err(AnnounceRefused::NotAllowed(_))));
+        assert_eq!(s.expire(t + Duration::from_secs(181)), 3);
+        assert_eq!((s.peer_count(), s.swarm_count()), (0, 0));
     }
 }

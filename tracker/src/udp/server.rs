@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use sha1::{Digest, Sha1};
 
 use super::wire::{
-    AddrFamily, AnnounceRequest, Request, Response, encode_compact_peers, request_transaction_id,
+    AddrFamily, AnnounceRequest, Request, Response, encode_peer, request_transaction_id,
 };
-use crate::server::{PeerAnnounce, Swarms};
+use crate::server::{PeerAnnounce, Reach, Swarms};
 
 /// How long a connection id epoch lasts; an id is accepted in its epoch and the next one,
 /// so for 1 to 2 minutes.
@@ -158,25 +158,33 @@ impl UdpServer {
         let req = PeerAnnounce {
             info_hash: a.info_hash,
             peer_id: a.peer_id,
-            addr: SocketAddr::new(from.ip().to_canonical(), a.port),
+            reach: Reach::Addr(SocketAddr::new(from.ip().to_canonical(), a.port)),
             left: a.left,
             event: a.event,
             numwant: Some(numwant.unwrap_or(swarms.config().default_numwant.min(fit))),
             key: Some(a.key),
             family: Some(family),
         };
-        match swarms.announce(now, &req) {
-            Ok(r) => {
-                out.extend_from_slice(&1u32.to_be_bytes());
-                out.extend_from_slice(&a.transaction_id.to_be_bytes());
-                out.extend_from_slice(&r.interval.to_be_bytes());
-                out.extend_from_slice(&r.incomplete.to_be_bytes());
-                out.extend_from_slice(&r.complete.to_be_bytes());
-                let addrs: Vec<SocketAddr> = r.peers.iter().map(|p| p.1).collect();
-                encode_compact_peers(&addrs, family, out);
+        let start = out.len();
+        // The header is written once the counts are known; peers go straight after it.
+        out.resize(start + 20, 0);
+        let r = swarms.announce_with(now, &req, |_, reach| {
+            if let Reach::Addr(addr) = reach {
+                encode_peer(out, family, &addr);
+            }
+        });
+        match r {
+            Ok(c) => {
+                let head = &mut out[start..start + 20];
+                head[..4].copy_from_slice(&1u32.to_be_bytes());
+                head[4..8].copy_from_slice(&a.transaction_id.to_be_bytes());
+                head[8..12].copy_from_slice(&c.interval.to_be_bytes());
+                head[12..16].copy_from_slice(&c.incomplete.to_be_bytes());
+                head[16..20].copy_from_slice(&c.complete.to_be_bytes());
                 UdpOutcome::Announced
             }
             Err(e) => {
+                out.truncate(start);
                 error_reply(a.transaction_id, &e.to_string(), usize::MAX, out);
                 UdpOutcome::Error
             }

@@ -359,7 +359,7 @@ impl Request {
     }
 }
 
-fn encode_peer(out: &mut Vec<u8>, family: AddrFamily, p: &SocketAddr) -> bool {
+pub(crate) fn encode_peer(out: &mut Vec<u8>, family: AddrFamily, p: &SocketAddr) -> bool {
     match (family, p) {
         (AddrFamily::V4, SocketAddr::V4(a)) => {
             out.extend_from_slice(&a.ip().octets());

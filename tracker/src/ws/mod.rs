@@ -7,7 +7,7 @@
 mod relay;
 mod wire;
 
-pub use relay::{ConnId, MAX_SWARMS_PER_CONNECTION, WsRelay};
+pub use relay::{ConnId, MAX_QUEUED, MAX_SWARMS_PER_CONNECTION, WsRelay};
 pub use wire::{
     ClientMessage, MAX_MESSAGE, MAX_OFFERS, MAX_SDP, Offer, Sdp, ServerMessage, WsAnnounce,
     WsAnswer, WsDecodeError, from_binary_string, to_binary_string,

@@ -1,59 +1,21 @@
-//! The sans-IO WebSocket tracker core: swarms of connected WebRTC peers and the
+//! The sans-IO WebSocket tracker front end: WebRTC peers in the shared [`Swarms`] and the
 //! offer/answer relay between them.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
 use super::wire::{ClientMessage, ServerMessage, WsAnnounce, WsAnswer};
-use crate::server::ServerConfig;
-use crate::types::{Event, InfoHash, PeerId, ScrapeStats};
+use crate::server::{AnnounceRefused, PeerAnnounce, Reach, Swarms};
+use crate::types::{Event, InfoHash, PeerId};
 
-/// Identifies one WebSocket connection; the driver allocates them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+pub use crate::server::ConnId;
 
 /// Most swarms one connection may join.
 pub const MAX_SWARMS_PER_CONNECTION: usize = 256;
 
-#[derive(Debug)]
-struct WsPeer {
-    id: PeerId,
-    conn: ConnId,
-    last_seen: Instant,
-    seeder: bool,
-}
-
-#[derive(Debug, Default)]
-struct WsSwarm {
-    peers: Vec<WsPeer>,
-    index: HashMap<PeerId, u32>,
-    seeders: u32,
-    downloaded: u32,
-}
-
-impl WsSwarm {
-    fn remove_at(&mut self, i: usize) -> WsPeer {
-        let p = self.peers.swap_remove(i);
-        self.index.remove(&p.id);
-        if p.seeder {
-            self.seeders -= 1;
-        }
-        if let Some(moved) = self.peers.get(i) {
-            self.index.insert(moved.id, i as u32);
-        }
-        p
-    }
-    fn stats(&self) -> ScrapeStats {
-        ScrapeStats {
-            complete: self.seeders,
-            downloaded: self.downloaded,
-            incomplete: self.peers.len() as u32 - self.seeders,
-        }
-    }
-}
+/// Most messages queued by [`WsRelay`] before the oldest are dropped (the driver drains the
+/// queue after every call, so this only bounds a caller that does not).
+pub const MAX_QUEUED: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Conn {
@@ -61,54 +23,36 @@ struct Conn {
     swarms: Vec<InfoHash>,
 }
 
-/// The WebSocket tracker core. Feed it each decoded client message with
-/// [`handle_message`](Self::handle_message) and closed connections with
-/// [`handle_disconnect`](Self::handle_disconnect); after each call drain
-/// [`poll_transmit`](Self::poll_transmit) and send every message to its connection. Call
-/// [`expire`](Self::expire) now and then.
+/// The WebSocket tracker front end. Its peers live in the [`Swarms`] shared with the UDP and
+/// HTTP front ends (reachable as [`Reach::Ws`]), so scrape figures and `complete`/
+/// `incomplete` count every peer, and the same caps, allow-list and expiry apply.
+///
+/// Feed it each decoded client message with [`handle_message`](Self::handle_message) and
+/// closed connections with [`handle_disconnect`](Self::handle_disconnect); after each call
+/// drain [`poll_transmit`](Self::poll_transmit) and send every message to its connection.
+/// After [`Swarms::expire`], call [`prune`](Self::prune).
 ///
 /// A peer is tied to the connection it announced on: answers are accepted only from the
-/// connection that announced the answering peer id, offers are forwarded one per other peer of
-/// the swarm (seeders get no offers from seeders), and a peer leaves its swarms when its
-/// connection closes. Bounded by the [`ServerConfig`] limits (swarms, peers per swarm) and
-/// [`MAX_SWARMS_PER_CONNECTION`].
-#[derive(Debug)]
+/// connection that announced the answering peer id; offer `i` goes to the `i`-th picked peer
+/// on another connection (at most `numwant`, capped at
+/// [`ServerConfig::max_numwant`](crate::server::ServerConfig::max_numwant); seeders get no
+/// offers from seeders); a peer loses its WebSocket reachability when its connection closes.
+/// Per connection: one peer id, at most [`MAX_SWARMS_PER_CONNECTION`] swarms.
+#[derive(Debug, Default)]
 pub struct WsRelay {
-    config: ServerConfig,
-    swarms: HashMap<InfoHash, WsSwarm>,
     conns: HashMap<ConnId, Conn>,
-    rng: StdRng,
     out: VecDeque<(ConnId, ServerMessage)>,
 }
 
 impl WsRelay {
-    /// A relay with OS randomness.
-    pub fn new(config: ServerConfig) -> Self {
-        Self::with_rng(config, StdRng::from_os_rng())
+    /// A relay with no connections.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// A relay with an injected random source.
-    pub fn with_rng(config: ServerConfig, rng: StdRng) -> Self {
-        WsRelay {
-            config,
-            swarms: HashMap::new(),
-            conns: HashMap::new(),
-            rng,
-            out: VecDeque::new(),
-        }
-    }
-
-    /// Figures for one swarm.
-    pub fn stats(&self, info_hash: &InfoHash) -> ScrapeStats {
-        self.swarms
-            .get(info_hash)
-            .map(WsSwarm::stats)
-            .unwrap_or_default()
-    }
-
-    /// Peers connected over all swarms.
-    pub fn peer_count(&self) -> usize {
-        self.swarms.values().map(|s| s.peers.len()).sum()
+    /// Connections that have announced.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
     }
 
     /// The next message to send, and to which connection.
@@ -116,58 +60,43 @@ impl WsRelay {
         self.out.pop_front()
     }
 
+    fn send(&mut self, conn: ConnId, msg: ServerMessage) {
+        if self.out.len() >= MAX_QUEUED {
+            self.out.pop_front();
+        }
+        self.out.push_back((conn, msg));
+    }
+
     fn fail(&mut self, conn: ConnId, info_hash: Option<InfoHash>, reason: impl Into<String>) {
-        self.out.push_back((
+        self.send(
             conn,
             ServerMessage::Failure {
                 info_hash,
                 reason: reason.into(),
             },
-        ));
+        );
     }
 
     /// Process one message from `conn`.
-    pub fn handle_message(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
+    pub fn handle_message(
+        &mut self,
+        swarms: &mut Swarms,
+        now: Instant,
+        conn: ConnId,
+        msg: ClientMessage,
+    ) {
         match msg {
-            ClientMessage::Announce(a) => self.announce(now, conn, a),
-            ClientMessage::Answer(a) => self.answer(conn, a),
+            ClientMessage::Announce(a) => self.announce(swarms, now, conn, a),
+            ClientMessage::Answer(a) => self.answer(swarms, conn, a),
             ClientMessage::Scrape(hashes) => {
-                let files = hashes.iter().map(|h| (*h, self.stats(h))).collect();
-                self.out.push_back((conn, ServerMessage::Scrape { files }));
+                let files = hashes.iter().map(|h| (*h, swarms.stats(h))).collect();
+                self.send(conn, ServerMessage::Scrape { files });
             }
         }
     }
 
-    fn leave(&mut self, conn: ConnId, info_hash: InfoHash, peer_id: PeerId) {
-        if let Some(s) = self.swarms.get_mut(&info_hash) {
-            if let Some(&i) = s.index.get(&peer_id) {
-                if s.peers[i as usize].conn == conn {
-                    s.remove_at(i as usize);
-                }
-            }
-            if s.peers.is_empty() {
-                self.swarms.remove(&info_hash);
-            }
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.swarms.retain(|h| *h != info_hash);
-        }
-    }
-
-    fn announce(&mut self, now: Instant, conn: ConnId, a: WsAnnounce) {
+    fn announce(&mut self, swarms: &mut Swarms, now: Instant, conn: ConnId, a: WsAnnounce) {
         let ih = a.info_hash;
-        if self
-            .config
-            .allow_list
-            .as_ref()
-            .is_some_and(|l| !l.contains(&ih))
-        {
-            return self.fail(
-                conn,
-                Some(ih),
-                format!("info hash {ih} is not tracked here"),
-            );
-        }
         let c = self.conns.entry(conn).or_default();
         match c.peer_id {
             Some(p) if p != a.peer_id => {
@@ -175,107 +104,77 @@ impl WsRelay {
             }
             _ => c.peer_id = Some(a.peer_id),
         }
-        let interval = self.config.interval.as_secs().min(u32::MAX as u64) as u32;
-        if a.event == Event::Stopped {
-            self.leave(conn, ih, a.peer_id);
-            let st = self.stats(&ih);
-            self.out.push_back((
-                conn,
-                ServerMessage::AnnounceReply {
-                    info_hash: ih,
-                    complete: st.complete,
-                    incomplete: st.incomplete,
-                    interval,
-                },
-            ));
-            return;
-        }
-        if !self.swarms.contains_key(&ih) && self.swarms.len() >= self.config.max_swarms {
-            return self.fail(conn, Some(ih), "tracker is full");
-        }
         let joined = c.swarms.contains(&ih);
-        if !joined && c.swarms.len() >= MAX_SWARMS_PER_CONNECTION {
-            return self.fail(conn, Some(ih), "too many swarms on one connection");
+        if !joined && a.event != Event::Stopped && c.swarms.len() >= MAX_SWARMS_PER_CONNECTION {
+            // Entries may be stale (peers expired or taken over): look again first.
+            c.swarms
+                .retain(|h| swarms.peer_conn(h, &a.peer_id) == Some(conn));
+            if c.swarms.len() >= MAX_SWARMS_PER_CONNECTION {
+                return self.fail(conn, Some(ih), "too many swarms on one connection");
+            }
         }
-        let swarm = self.swarms.entry(ih).or_default();
-        let seeder = a.left == Some(0);
-        let me = match swarm.index.get(&a.peer_id) {
-            Some(&i) => {
-                let p = &mut swarm.peers[i as usize];
-                // The same peer id from a new connection: the client reconnected.
-                p.conn = conn;
-                p.last_seen = now;
-                if p.seeder != seeder {
-                    if seeder {
-                        swarm.seeders += 1;
-                        if a.event == Event::Completed {
-                            swarm.downloaded = swarm.downloaded.saturating_add(1);
-                        }
-                    } else {
-                        swarm.seeders -= 1;
-                    }
-                    p.seeder = seeder;
-                }
-                Some(i as usize)
-            }
-            None if swarm.peers.len() < self.config.max_peers_per_swarm => {
-                let i = swarm.peers.len();
-                swarm.peers.push(WsPeer {
-                    id: a.peer_id,
-                    conn,
-                    last_seen: now,
-                    seeder,
-                });
-                swarm.index.insert(a.peer_id, i as u32);
-                if seeder {
-                    swarm.seeders += 1;
-                }
-                Some(i)
-            }
-            None => None,
+        let req = PeerAnnounce {
+            info_hash: ih,
+            peer_id: a.peer_id,
+            reach: Reach::Ws(conn),
+            left: a.left.unwrap_or(u64::MAX),
+            event: a.event,
+            // As the npm tracker: numwant 0 or absent means as many as there are offers.
+            numwant: Some(match a.numwant {
+                0 => a.offers.len(),
+                n => (n as usize).min(a.offers.len()),
+            }),
+            key: None,
+            family: None,
         };
-        if me.is_some() && !joined {
-            if let Some(c) = self.conns.get_mut(&conn) {
+        let mut offers = a.offers.into_iter();
+        let mut forwards = Vec::new();
+        let r = swarms.announce_with(now, &req, |_, reach| {
+            if let (Reach::Ws(to), Some(o)) = (reach, offers.next()) {
+                forwards.push((
+                    to,
+                    ServerMessage::Offer {
+                        info_hash: ih,
+                        peer_id: a.peer_id,
+                        offer_id: o.offer_id,
+                        offer: o.offer,
+                    },
+                ));
+            }
+        });
+        let counts = match r {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = match e {
+                    AnnounceRefused::TooManySwarms(_) => "tracker is full".to_owned(),
+                    e => e.to_string(),
+                };
+                return self.fail(conn, Some(ih), reason);
+            }
+        };
+        let stored = swarms.peer_conn(&ih, &a.peer_id) == Some(conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if stored && !joined {
                 c.swarms.push(ih);
+            } else if !stored && joined {
+                c.swarms.retain(|h| *h != ih);
             }
         }
-        let st = swarm.stats();
-        self.out.push_back((
+        self.send(
             conn,
             ServerMessage::AnnounceReply {
                 info_hash: ih,
-                complete: st.complete,
-                incomplete: st.incomplete,
-                interval,
+                complete: counts.complete,
+                incomplete: counts.incomplete,
+                interval: counts.interval,
             },
-        ));
-        // Forward offer i to the i-th chosen other peer.
-        let n = swarm.peers.len();
-        if n == 0 || a.offers.is_empty() {
-            return;
-        }
-        let start = self.rng.random_range(0..n);
-        let mut offers = a.offers.into_iter();
-        for k in 0..n {
-            let i = (start + k) % n;
-            let p = &swarm.peers[i];
-            if Some(i) == me || p.conn == conn || (seeder && p.seeder) {
-                continue;
-            }
-            let Some(o) = offers.next() else { break };
-            self.out.push_back((
-                p.conn,
-                ServerMessage::Offer {
-                    info_hash: ih,
-                    peer_id: a.peer_id,
-                    offer_id: o.offer_id,
-                    offer: o.offer,
-                },
-            ));
+        );
+        for (to, m) in forwards {
+            self.send(to, m);
         }
     }
 
-    fn answer(&mut self, conn: ConnId, a: WsAnswer) {
+    fn answer(&mut self, swarms: &Swarms, conn: ConnId, a: WsAnswer) {
         let ih = a.info_hash;
         if self.conns.get(&conn).and_then(|c| c.peer_id) != Some(a.peer_id) {
             return self.fail(
@@ -284,14 +183,9 @@ impl WsRelay {
                 "answer from a peer that has not announced here",
             );
         }
-        let target = self.swarms.get(&ih).and_then(|s| {
-            s.index
-                .get(&a.to_peer_id)
-                .map(|&i| s.peers[i as usize].conn)
-        });
         // If the offerer left there is nothing to do (the JS tracker is silent too).
-        if let Some(to) = target {
-            self.out.push_back((
+        if let Some(to) = swarms.peer_conn(&ih, &a.to_peer_id) {
+            self.send(
                 to,
                 ServerMessage::Answer {
                     info_hash: ih,
@@ -299,60 +193,39 @@ impl WsRelay {
                     offer_id: a.offer_id,
                     answer: a.answer,
                 },
-            ));
+            );
         }
     }
 
-    /// Drop every peer of a closed connection.
-    pub fn handle_disconnect(&mut self, conn: ConnId) {
+    /// A connection closed: its peers lose their WebSocket reachability (and leave their
+    /// swarms unless they also announced an address).
+    pub fn handle_disconnect(&mut self, swarms: &mut Swarms, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
         if let Some(peer_id) = c.peer_id {
-            for ih in c.swarms {
-                if let Some(s) = self.swarms.get_mut(&ih) {
-                    if let Some(&i) = s.index.get(&peer_id) {
-                        if s.peers[i as usize].conn == conn {
-                            s.remove_at(i as usize);
-                        }
-                    }
-                    if s.peers.is_empty() {
-                        self.swarms.remove(&ih);
-                    }
-                }
-            }
+            swarms.disconnect(conn, &peer_id, c.swarms);
         }
     }
 
-    /// Drop peers silent for longer than [`ServerConfig::peer_timeout`].
-    pub fn expire(&mut self, now: Instant) -> usize {
-        let timeout = self.config.peer_timeout;
-        let mut dropped = Vec::new();
-        self.swarms.retain(|ih, s| {
-            let mut i = 0;
-            while i < s.peers.len() {
-                if now.saturating_duration_since(s.peers[i].last_seen) > timeout {
-                    let p = s.remove_at(i);
-                    dropped.push((p.conn, *ih));
-                } else {
-                    i += 1;
-                }
-            }
-            !s.peers.is_empty()
-        });
-        for (conn, ih) in &dropped {
-            if let Some(c) = self.conns.get_mut(conn) {
-                c.swarms.retain(|h| h != ih);
+    /// Forget swarms whose peer is no longer reachable on its connection (expired, or taken
+    /// over by a reconnected client). Call after [`Swarms::expire`].
+    pub fn prune(&mut self, swarms: &Swarms) {
+        for (id, c) in &mut self.conns {
+            if let Some(p) = c.peer_id {
+                c.swarms.retain(|h| swarms.peer_conn(h, &p) == Some(*id));
             }
         }
-        dropped.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ServerConfig;
     use crate::ws::wire::{Offer, Sdp};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
 
     fn sdp(kind: &str) -> Sdp {
         Sdp {
@@ -382,14 +255,15 @@ mod tests {
     #[test]
     fn offers_and_answers_are_relayed() {
         let t = Instant::now();
-        let mut r = WsRelay::with_rng(ServerConfig::default(), StdRng::seed_from_u64(1));
+        let mut sw = Swarms::with_rng(ServerConfig::default(), StdRng::seed_from_u64(1));
+        let mut r = WsRelay::new();
         let (a, b) = (ConnId(1), ConnId(2));
-        r.handle_message(t, b, announce(2, 0));
+        r.handle_message(&mut sw, t, b, announce(2, 0));
         assert!(matches!(
             r.poll_transmit(),
             Some((c, ServerMessage::AnnounceReply { incomplete: 1, .. })) if c == b
         ));
-        r.handle_message(t, a, announce(1, 3));
+        r.handle_message(&mut sw, t, a, announce(1, 3));
         assert!(matches!(
             r.poll_transmit(),
             Some((c, ServerMessage::AnnounceReply { incomplete: 2, .. })) if c == a
@@ -408,6 +282,7 @@ mod tests {
         assert!(r.poll_transmit().is_none());
         // b answers; a gets it.
         r.handle_message(
+            &mut sw,
             t,
             b,
             ClientMessage::Answer(WsAnswer {
@@ -424,6 +299,7 @@ mod tests {
         ));
         // A forged answer from a connection that is not that peer is refused.
         r.handle_message(
+            &mut sw,
             t,
             ConnId(9),
             ClientMessage::Answer(WsAnswer {
@@ -438,9 +314,9 @@ mod tests {
             r.poll_transmit(),
             Some((c, ServerMessage::Failure { .. })) if c == ConnId(9)
         ));
-        r.handle_disconnect(b);
-        assert_eq!(r.peer_count(), 1);
-        r.handle_disconnect(a);
-        assert_eq!(r.peer_count(), 0);
+        r.handle_disconnect(&mut sw, b);
+        assert_eq!(sw.peer_count(), 1);
+        r.handle_disconnect(&mut sw, a);
+        assert_eq!(sw.peer_count(), 0);
     }
 }

@@ -166,3 +166,93 @@ async fn ws_garbage_gets_failure_not_crash() {
     // Still serving.
     offer_answer_roundtrip(&s.ws_url().unwrap()).await;
 }
+
+/// One swarm state behind every front end: a WebSocket peer, a UDP peer and an HTTP peer of
+/// one info hash count each other in scrapes and announce replies; HTTP/UDP peer lists hold
+/// only address peers; the WebSocket peer leaves every count when its socket closes.
+#[tokio::test]
+async fn ws_udp_and_http_peers_share_one_swarm() {
+    use rivulet_tracker::net::{UdpTracker, http_announce, http_scrape};
+    use rivulet_tracker::{Announce, udp::UdpClientConfig};
+    let s = TrackerServer::bind(
+        ServerConfig::default(),
+        Listen {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            http: Some("127.0.0.1:0".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    let hash = InfoHash([0xcd; 20]);
+    let udp_url = format!("udp://{}", s.udp_addr().unwrap());
+    let http_url = format!("http://{}/announce", s.http_addr().unwrap());
+
+    // A WebSocket seeder.
+    let mut w = WsTracker::connect(&s.ws_url().unwrap()).await.unwrap();
+    w.send(&ClientMessage::Announce(WsAnnounce {
+        left: Some(0),
+        ..match announce(PeerId([0xa1; 20]), vec![]) {
+            ClientMessage::Announce(a) => a,
+            _ => unreachable!(),
+        }
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(
+        next(&mut w).await,
+        ServerMessage::AnnounceReply { complete: 1, incomplete: 0, .. }
+    ));
+
+    // A UDP leecher sees the WebSocket seeder in its counts but not in its peer list.
+    let mut u = UdpTracker::connect(&udp_url, UdpClientConfig::default())
+        .await
+        .unwrap();
+    let r = u
+        .announce(Announce {
+            left: 10,
+            event: Event::Started,
+            ..Announce::new(hash, PeerId([2; 20]), 7002)
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+    assert!(r.peers.is_empty(), "{:?}", r.peers);
+
+    // An HTTP leecher: counts everyone, lists only the UDP peer.
+    let r = http_announce(
+        &http_url,
+        &Announce {
+            left: 10,
+            event: Event::Started,
+            ..Announce::new(hash, PeerId([3; 20]), 7003)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.complete, r.incomplete), (Some(1), Some(2)));
+    assert_eq!(r.peers, vec!["127.0.0.1:7002".parse().unwrap()]);
+
+    // Scrapes agree over all three protocols.
+    let st = http_scrape(&http_url, &[hash]).await.unwrap();
+    assert_eq!((st[0].1.complete, st[0].1.incomplete), (1, 2));
+    let st = u.scrape(vec![hash]).await.unwrap();
+    assert_eq!((st[0].complete, st[0].incomplete), (1, 2));
+    w.send(&ClientMessage::Scrape(vec![hash])).await.unwrap();
+    match next(&mut w).await {
+        ServerMessage::Scrape { files } => {
+            assert_eq!((files[0].1.complete, files[0].1.incomplete), (1, 2))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The WebSocket closes: the seeder leaves the shared swarm.
+    w.close().await;
+    for _ in 0..100 {
+        let st = u.scrape(vec![hash]).await.unwrap();
+        if (st[0].complete, st[0].incomplete) == (0, 2) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("ws peer still counted after its socket closed");
+}
