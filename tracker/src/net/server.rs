@@ -29,6 +29,9 @@ pub struct Listen {
     pub http: Option<SocketAddr>,
 }
 
+/// The failure reason sent to a client over [`ServerConfig::rate_limit`].
+pub(crate) const RATE_LIMITED: &str = "rate limited: too many requests from this IP";
+
 /// Most bytes of an HTTP request head the server reads.
 pub const MAX_HTTP_REQUEST: usize = 8192;
 /// How long an HTTP client may take to send its request.
@@ -127,23 +130,39 @@ impl Drop for TrackerServer {
     }
 }
 
+/// Datagrams answered in a row before the UDP task lets other tasks run.
+const UDP_BATCH: usize = 64;
+
 async fn serve_udp(socket: UdpSocket, front: UdpServer, swarms: Arc<Mutex<Swarms>>) {
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::with_capacity(2048);
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            // ICMP errors from earlier sends, or a truncated datagram: keep going.
-            Err(_) => continue,
-        };
-        out.clear();
-        {
-            let mut s = lock(&swarms);
-            front.handle_datagram(&mut s, Instant::now(), from, &buf[..n], &mut out);
+        if socket.readable().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
         }
-        if !out.is_empty() {
-            let _ = socket.send_to(&out, from).await;
+        // Drain what the socket holds without going back to the reactor per datagram.
+        for _ in 0..UDP_BATCH {
+            let (n, from) = match socket.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends, or a truncated datagram: keep going.
+                Err(_) => continue,
+            };
+            out.clear();
+            front.handle_datagram(&mut lock(&swarms), Instant::now(), from, &buf[..n], &mut out);
+            if out.is_empty() {
+                continue;
+            }
+            match socket.try_send_to(&out, from) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = socket.send_to(&out, from).await;
+                }
+                // A reply that cannot be sent is a lost datagram: the client retries.
+                _ => {}
+            }
         }
+        tokio::task::yield_now().await;
     }
 }
 
@@ -210,7 +229,7 @@ async fn http_connection(
         .map(str::to_owned);
     if let Some(key) = key {
         let rest = buf[end..].to_vec();
-        return serve_upgraded(stream, &key, rest, ws).await;
+        return serve_upgraded(stream, from, &key, rest, ws).await;
     }
     let (status, body) = handle_http_request(&buf[..end], from, &swarms);
     tokio::time::timeout(HTTP_REQUEST_TIMEOUT, respond(&mut stream, status, &body))
@@ -231,6 +250,9 @@ fn handle_http_request(head: &[u8], from: SocketAddr, swarms: &Mutex<Swarms>) ->
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let last = path.rsplit('/').next().unwrap_or("");
+    if !lock(swarms).check_rate(Instant::now(), from.ip()) {
+        return (200, encode_failure(RATE_LIMITED));
+    }
     match last {
         "announce" => {
             let q = match parse_announce_query(query) {

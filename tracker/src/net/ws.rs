@@ -120,6 +120,7 @@ pub(crate) fn upgrade_key(head: &str) -> Option<&str> {
 /// bytes read after the request head.
 pub(crate) async fn serve_upgraded(
     mut stream: TcpStream,
+    from: std::net::SocketAddr,
     key: &str,
     rest: Vec<u8>,
     shared: Arc<WsShared>,
@@ -151,9 +152,23 @@ pub(crate) async fn serve_upgraded(
         };
         match ClientMessage::decode(text.as_str()) {
             Ok(m) => {
+                let now = Instant::now();
                 let mut relay = lock(&shared.relay);
-                relay.handle_message(&mut lock(&shared.swarms), Instant::now(), id, m);
-                shared.flush(&mut relay);
+                let mut swarms = lock(&shared.swarms);
+                if swarms.check_rate(now, from.ip()) {
+                    relay.handle_message(&mut swarms, now, id, m);
+                    drop(swarms);
+                    shared.flush(&mut relay);
+                } else {
+                    drop((swarms, relay));
+                    let _ = tx.try_send(
+                        ServerMessage::Failure {
+                            info_hash: None,
+                            reason: super::server::RATE_LIMITED.into(),
+                        }
+                        .encode(),
+                    );
+                }
             }
             Err(e) => {
                 let _ = tx.try_send(

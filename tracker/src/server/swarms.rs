@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::rate::{RateLimit, RateLimiter};
 use crate::types::{Event, InfoHash, PeerId, ScrapeStats};
 use crate::udp::AddrFamily;
 
@@ -40,6 +41,10 @@ pub struct ServerConfig {
     /// Most TCP connections (HTTP requests and WebSocket clients) served at once by the
     /// tokio driver (default 10 000); further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Optional per-source-IP request limit over every front end (UDP datagrams, HTTP
+    /// requests, WebSocket messages; default none). Requests over it get no UDP reply, an
+    /// HTTP or WebSocket `failure reason`. See [`RateLimiter`] for its memory bound.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +59,7 @@ impl Default for ServerConfig {
             max_numwant: 200,
             allow_list: None,
             max_connections: 10_000,
+            rate_limit: None,
         }
     }
 }
@@ -236,6 +242,7 @@ pub struct Swarms {
     peers: usize,
     /// The time base of `Peer::last_seen`: the first `now` seen.
     base: Option<Instant>,
+    limiter: Option<RateLimiter>,
 }
 
 impl Swarms {
@@ -247,6 +254,7 @@ impl Swarms {
     /// A server core with an injected random source.
     pub fn with_rng(config: ServerConfig, rng: StdRng) -> Self {
         Swarms {
+            limiter: config.rate_limit.map(RateLimiter::new),
             config,
             swarms: HashMap::default(),
             rng,
@@ -285,6 +293,12 @@ impl Swarms {
             .allow_list
             .as_ref()
             .is_none_or(|l| l.contains(info_hash))
+    }
+
+    /// Count one request from `ip` against [`ServerConfig::rate_limit`]; `false` if it is over
+    /// the limit (the front ends then drop or refuse it). Always `true` without a limit.
+    pub fn check_rate(&mut self, now: Instant, ip: IpAddr) -> bool {
+        self.limiter.as_mut().is_none_or(|l| l.check(now, ip))
     }
 
     fn stamp(&mut self, now: Instant) -> u32 {

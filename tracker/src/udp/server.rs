@@ -31,6 +31,8 @@ pub enum UdpOutcome {
     Error,
     /// Nothing was sent (too short to carry a transaction id).
     Dropped,
+    /// Nothing was sent: the source IP is over [`ServerConfig::rate_limit`](crate::server::ServerConfig::rate_limit).
+    RateLimited,
 }
 
 /// Answers BEP 15 datagrams. Connection ids are stateless: a keyed SHA-1 of the client's
@@ -92,6 +94,9 @@ impl UdpServer {
         packet: &[u8],
         out: &mut Vec<u8>,
     ) -> UdpOutcome {
+        if !swarms.check_rate(now, from.ip()) {
+            return UdpOutcome::RateLimited;
+        }
         let req = match Request::decode(packet) {
             Ok(r) => r,
             Err(e) => {

@@ -263,3 +263,62 @@ async fn announcer_fails_over_across_tiers_and_stops() {
             .contains(&InfoHash([9; 20]), &PeerId([2; 20]))
     );
 }
+
+/// The per-IP rate limit covers UDP and HTTP alike: over it, UDP datagrams get no reply and
+/// HTTP requests a `failure reason`; within it, requests are served.
+#[tokio::test]
+async fn per_ip_rate_limit_over_udp_and_http() {
+    use rivulet_tracker::server::RateLimit;
+    let s = TrackerServer::bind(
+        ServerConfig {
+            // 4 at once, then one every 100 s: nothing refills during the test.
+            rate_limit: Some(RateLimit {
+                per_second: 0.01,
+                burst: 4,
+                max_tracked: 1024,
+            }),
+            ..Default::default()
+        },
+        Listen {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            http: Some("127.0.0.1:0".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(s.udp_addr().unwrap()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let mut answered = 0;
+    for tid in 0..6u32 {
+        let mut pkt = vec![];
+        rivulet_tracker::udp::Request::Connect {
+            transaction_id: tid,
+        }
+        .encode(&mut pkt);
+        sock.send(&pkt).await.unwrap();
+        if let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await
+        {
+            r.unwrap();
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 4, "the burst is served, the rest dropped");
+    // The same IP over HTTP is over the limit too.
+    let http = format!("http://{}/announce", s.http_addr().unwrap());
+    let e = http_announce(&http, &ann(1, 1, 0, Event::Started))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("rate limited"), "{e}");
+    // Another source IP (127.0.0.2 is loopback too) has its own budget.
+    let other = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    other.connect(s.udp_addr().unwrap()).await.unwrap();
+    let mut pkt = vec![];
+    rivulet_tracker::udp::Request::Connect { transaction_id: 9 }.encode(&mut pkt);
+    other.send(&pkt).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), other.recv(&mut buf))
+        .await
+        .expect("a different IP is served")
+        .unwrap();
+}
