@@ -59,7 +59,7 @@ available() {
   esac
 }
 
-declare -A results
+declare -A results percpu
 run() {
   local name=$1
   if ! available "$name"; then
@@ -68,12 +68,14 @@ run() {
   fi
   start "$name"
   local out
-  out=$(taskset -c 1 "$bin/udp_load" --target "127.0.0.1:$port" --seconds "$secs" 2>&1) || true
+  out=$(taskset -c 1 "$bin/udp_load" --target "127.0.0.1:$port" --seconds "$secs" --pid "$server_pid" 2>&1) || true
   stop_server
-  local rate
+  local rate cost
   rate=$(printf '%s\n' "$out" | sed -n 's/.*: \([0-9]*\) announces\/s$/\1/p')
-  printf '%-12s %s\n' "$name" "$(printf '%s\n' "$out" | tail -2 | tr '\n' ' ')"
+  cost=$(printf '%s\n' "$out" | sed -n 's/.* \([0-9]*\) announces per CPU-second$/\1/p')
+  printf '%-12s %s\n' "$name" "$(printf '%s\n' "$out" | tail -3 | tr '\n' ' ')"
   results[$name]="${results[$name]:-} ${rate:-0}"
+  percpu[$name]="${percpu[$name]:-} ${cost:-0}"
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -84,9 +86,10 @@ done
 for ((r = 0; r < npm_rounds; r++)); do
   run npm
 done
-echo "# median announces/s (steady phase)"
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "# median of the steady phase: announces/s answered | announces per second of tracker CPU"
 for name in rivulet opentracker npm; do
   [ -n "${results[$name]:-}" ] || continue
-  median=$(printf '%s\n' ${results[$name]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%-12s %s   (runs:%s)\n' "$name" "$median" "${results[$name]}"
+  printf '%-12s %8s/s | %8s per CPU-s   (runs:%s |%s)\n' "$name" \
+    "$(median ${results[$name]})" "$(median ${percpu[$name]})" "${results[$name]}" "${percpu[$name]}"
 done

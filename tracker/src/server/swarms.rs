@@ -145,6 +145,8 @@ pub enum AnnounceRefused {
 
 const SEEDER: u8 = 1;
 const HAS_KEY: u8 = 2;
+/// In [`Hot::flags`]: the peer has an IPv4 address.
+const V4: u8 = 4;
 
 /// One peer: this is what the memory bound below counts.
 #[derive(Clone, Debug)]
@@ -181,8 +183,34 @@ impl Peer {
     }
 }
 
+/// What picking peers for an IPv4 reply needs of a peer, kept apart from [`Peer`] so that a
+/// pick reads 7 bytes per peer instead of 80 (`Swarm::hot[i]` summarises `Swarm::peers[i]`).
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    /// The compact IPv4 address and port, if `flags` has `V4`.
+    v4: [u8; 6],
+    /// `SEEDER`, and `V4` when the peer has an IPv4 address.
+    flags: u8,
+}
+
+impl Hot {
+    fn of(p: &Peer) -> Hot {
+        let mut h = Hot {
+            v4: [0; 6],
+            flags: p.flags & SEEDER,
+        };
+        if let Some(SocketAddr::V4(a)) = p.addr {
+            h.v4[..4].copy_from_slice(&a.ip().octets());
+            h.v4[4..].copy_from_slice(&a.port().to_be_bytes());
+            h.flags |= V4;
+        }
+        h
+    }
+}
+
 #[derive(Debug, Default)]
 struct Swarm {
+    hot: Vec<Hot>,
     peers: Vec<Peer>,
     index: HashMap<PeerId, u32, Hasher>,
     seeders: u32,
@@ -191,6 +219,7 @@ struct Swarm {
 
 impl Swarm {
     fn remove_at(&mut self, i: usize) {
+        self.hot.swap_remove(i);
         let p = self.peers.swap_remove(i);
         self.index.remove(&p.id);
         if p.seeder() {
@@ -229,8 +258,9 @@ pub const MAX_BYTES_PER_PEER: usize = 256;
 /// Bounds: at most [`max_swarms`](ServerConfig::max_swarms) swarms of at most
 /// [`max_peers_per_swarm`](ServerConfig::max_peers_per_swarm) peers each. A stored peer is an
 /// 80-byte record (peer id, optional address, optional connection id, last-seen second, key,
-/// flags) in a vector plus a 24-byte index entry and one control byte in a hash table (7/16
-/// to 7/8 full): about 110 bytes typically and at most [`MAX_BYTES_PER_PEER`] (256) bytes per
+/// flags) and a 7-byte summary (compact IPv4 address, flags: what picking IPv4 peers reads)
+/// in two vectors, plus a 24-byte index entry and one control byte in a hash table (7/16 to
+/// 7/8 full): about 120 bytes typically and at most [`MAX_BYTES_PER_PEER`] (256) bytes per
 /// peer at the peak peer count, growth slack included ([`expire`](Self::expire) gives back
 /// slack once a swarm has shrunk to a quarter). A swarm adds about 170 bytes. No allocation
 /// depends on what a client claims.
@@ -342,116 +372,29 @@ impl Swarms {
         req: &PeerAnnounce,
         mut visit: impl FnMut(&PeerId, Reach),
     ) -> Result<AnnounceCounts, AnnounceRefused> {
-        if !self.allowed(&req.info_hash) {
-            return Err(AnnounceRefused::NotAllowed(req.info_hash));
-        }
-        if matches!(req.reach, Reach::Addr(a) if a.port() == 0) {
-            return Err(AnnounceRefused::BadPort);
-        }
-        let counts = |c: &ServerConfig, st: ScrapeStats| AnnounceCounts {
-            interval: c.interval.as_secs().min(u32::MAX as u64) as u32,
-            min_interval: c.min_interval.as_secs().min(u32::MAX as u64) as u32,
-            complete: st.complete,
-            incomplete: st.incomplete,
-        };
-        if req.event == Event::Stopped {
-            let mut stats = ScrapeStats::default();
-            if let Some(s) = self.swarms.get_mut(&req.info_hash) {
-                if let Some(&i) = s.index.get(&req.peer_id) {
-                    let p = &mut s.peers[i as usize];
-                    match req.reach {
-                        Reach::Addr(_) if p.addr.is_some() && p.owned_by(&req.reach, req.key) => {
-                            p.addr = None
-                        }
-                        Reach::Ws(c) if p.conn == Some(c) => p.conn = None,
-                        _ => {}
-                    }
-                    if p.addr.is_none() && p.conn.is_none() {
-                        s.remove_at(i as usize);
-                        self.peers -= 1;
-                    }
-                }
-                stats = s.stats();
-                if s.peers.is_empty() {
-                    self.swarms.remove(&req.info_hash);
-                }
-            }
-            return Ok(counts(&self.config, stats));
-        }
-        if !self.swarms.contains_key(&req.info_hash) && self.swarms.len() >= self.config.max_swarms
-        {
-            return Err(AnnounceRefused::TooManySwarms(self.swarms.len()));
-        }
         let stamp = self.stamp(now);
-        let swarm = self.swarms.entry(req.info_hash).or_default();
-        let seeder = req.left == 0;
-        let me = match swarm.index.get(&req.peer_id) {
-            Some(&i) => {
-                let p = &mut swarm.peers[i as usize];
-                if p.owned_by(&req.reach, req.key) {
-                    if p.seeder() != seeder {
-                        if seeder {
-                            swarm.seeders += 1;
-                            if req.event == Event::Completed {
-                                swarm.downloaded = swarm.downloaded.saturating_add(1);
-                            }
-                        } else {
-                            swarm.seeders -= 1;
-                        }
-                        p.flags ^= SEEDER;
-                    }
-                    match req.reach {
-                        Reach::Addr(a) => p.addr = Some(a),
-                        Reach::Ws(c) => p.conn = Some(c),
-                    }
-                    p.last_seen = stamp;
-                    if let Some(k) = req.key {
-                        p.key = k;
-                        p.flags |= HAS_KEY;
-                    }
-                }
-                Some(i as usize)
-            }
-            None if swarm.peers.len() < self.config.max_peers_per_swarm => {
-                if req.event == Event::Completed && seeder {
-                    swarm.downloaded = swarm.downloaded.saturating_add(1);
-                }
-                let (addr, conn) = match req.reach {
-                    Reach::Addr(a) => (Some(a), None),
-                    Reach::Ws(c) => (None, Some(c)),
-                };
-                let i = swarm.peers.len();
-                swarm.peers.push(Peer {
-                    id: req.peer_id,
-                    last_seen: stamp,
-                    key: req.key.unwrap_or(0),
-                    addr,
-                    conn,
-                    flags: if seeder { SEEDER } else { 0 }
-                        | if req.key.is_some() { HAS_KEY } else { 0 },
-                });
-                swarm.index.insert(req.peer_id, i as u32);
-                if seeder {
-                    swarm.seeders += 1;
-                }
-                self.peers += 1;
-                Some(i)
-            }
-            None => None,
+        let (swarm, me) = match record(
+            &mut self.swarms,
+            &self.config,
+            &mut self.peers,
+            stamp,
+            req,
+        )? {
+            Recorded::Gone(st) => return Ok(counts(&self.config, st)),
+            Recorded::Stored(swarm, me) => (swarm, me),
         };
-        let want = req
-            .numwant
-            .unwrap_or(self.config.default_numwant)
-            .min(self.config.max_numwant);
+        let seeder = req.left == 0;
+        let want = want(&self.config, req);
         let n = swarm.peers.len();
         if want > 0 && n > 0 {
             let start = self.rng.random_range(0..n);
             let mut left = want;
-            let (tail, head) = swarm.peers.split_at(start);
-            for (i, p) in (start..).zip(head).chain((0..).zip(tail)) {
-                if Some(i) == me || (seeder && p.seeder()) {
+            let (tail, head) = swarm.hot.split_at(start);
+            for (i, h) in (start..).zip(head).chain((0..).zip(tail)) {
+                if Some(i) == me || (seeder && h.flags & SEEDER != 0) {
                     continue;
                 }
+                let p = &swarm.peers[i];
                 let reach = match req.reach {
                     Reach::Addr(_) => match p.addr {
                         Some(a) if req.family.is_none_or(|f| AddrFamily::of(&a) == f) => {
@@ -465,6 +408,62 @@ impl Swarms {
                     },
                 };
                 visit(&p.id, reach);
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(counts(&self.config, swarm.stats()))
+    }
+
+    /// [`announce_with`](Self::announce_with) for an address announce, appending the picked
+    /// peers to `out` in compact form (BEP 23 / BEP 15: 6 bytes per IPv4 peer, 18 per IPv6
+    /// peer) of [`PeerAnnounce::family`] (IPv4 if unset). This is the UDP hot path: an IPv4
+    /// pick reads only a 7-byte summary per peer.
+    pub fn announce_compact(
+        &mut self,
+        now: Instant,
+        req: &PeerAnnounce,
+        out: &mut Vec<u8>,
+    ) -> Result<AnnounceCounts, AnnounceRefused> {
+        let family = req.family.unwrap_or(AddrFamily::V4);
+        if matches!(req.reach, Reach::Ws(_)) || family == AddrFamily::V6 {
+            let req = PeerAnnounce {
+                family: Some(family),
+                ..req.clone()
+            };
+            return self.announce_with(now, &req, |_, reach| {
+                if let Reach::Addr(a) = reach {
+                    crate::udp::wire::encode_peer(out, family, &a);
+                }
+            });
+        }
+        let stamp = self.stamp(now);
+        let (swarm, me) = match record(
+            &mut self.swarms,
+            &self.config,
+            &mut self.peers,
+            stamp,
+            req,
+        )? {
+            Recorded::Gone(st) => return Ok(counts(&self.config, st)),
+            Recorded::Stored(swarm, me) => (swarm, me),
+        };
+        let skip = if req.left == 0 { SEEDER } else { 0 };
+        let want = want(&self.config, req);
+        let n = swarm.hot.len();
+        if want > 0 && n > 0 {
+            let start = self.rng.random_range(0..n);
+            let me = me.unwrap_or(usize::MAX);
+            out.reserve(want.min(n) * 6);
+            let mut left = want;
+            let (tail, head) = swarm.hot.split_at(start);
+            for (i, h) in (start..).zip(head).chain((0..).zip(tail)) {
+                if h.flags & V4 == 0 || h.flags & skip != 0 || i == me {
+                    continue;
+                }
+                out.extend_from_slice(&h.v4);
                 left -= 1;
                 if left == 0 {
                     break;
@@ -514,6 +513,8 @@ impl Swarms {
                     if p.addr.is_none() {
                         s.remove_at(i as usize);
                         dropped += 1;
+                    } else {
+                        s.hot[i as usize] = Hot::of(p);
                     }
                 }
             }
@@ -543,6 +544,7 @@ impl Swarms {
             }
             if s.peers.capacity() > 64 && s.peers.len() < s.peers.capacity() / 4 {
                 s.peers.shrink_to(s.peers.len() * 2);
+                s.hot.shrink_to(s.peers.len() * 2);
                 s.index.shrink_to(s.peers.len() * 2);
             }
             !s.peers.is_empty()
@@ -557,6 +559,142 @@ impl Swarms {
             .get(info_hash)
             .is_some_and(|s| s.index.contains_key(peer_id))
     }
+}
+
+fn counts(c: &ServerConfig, st: ScrapeStats) -> AnnounceCounts {
+    AnnounceCounts {
+        interval: c.interval.as_secs().min(u32::MAX as u64) as u32,
+        min_interval: c.min_interval.as_secs().min(u32::MAX as u64) as u32,
+        complete: st.complete,
+        incomplete: st.incomplete,
+    }
+}
+
+fn want(c: &ServerConfig, req: &PeerAnnounce) -> usize {
+    req.numwant.unwrap_or(c.default_numwant).min(c.max_numwant)
+}
+
+enum Recorded<'a> {
+    /// A `stopped` announce: the swarm's figures after it (no peers are picked).
+    Gone(ScrapeStats),
+    /// The swarm, and the announcer's index in it if stored.
+    Stored(&'a mut Swarm, Option<usize>),
+}
+
+/// The bookkeeping half of an announce: checks, then store, update or remove the peer.
+fn record<'a>(
+    swarms: &'a mut HashMap<InfoHash, Swarm, Hasher>,
+    config: &ServerConfig,
+    peer_count: &mut usize,
+    stamp: u32,
+    req: &PeerAnnounce,
+) -> Result<Recorded<'a>, AnnounceRefused> {
+    if config
+        .allow_list
+        .as_ref()
+        .is_some_and(|l| !l.contains(&req.info_hash))
+    {
+        return Err(AnnounceRefused::NotAllowed(req.info_hash));
+    }
+    if matches!(req.reach, Reach::Addr(a) if a.port() == 0) {
+        return Err(AnnounceRefused::BadPort);
+    }
+    if req.event == Event::Stopped {
+        let mut stats = ScrapeStats::default();
+        if let Some(s) = swarms.get_mut(&req.info_hash) {
+            if let Some(&i) = s.index.get(&req.peer_id) {
+                let i = i as usize;
+                let p = &mut s.peers[i];
+                match req.reach {
+                    Reach::Addr(_) if p.addr.is_some() && p.owned_by(&req.reach, req.key) => {
+                        p.addr = None
+                    }
+                    Reach::Ws(c) if p.conn == Some(c) => p.conn = None,
+                    _ => {}
+                }
+                if p.addr.is_none() && p.conn.is_none() {
+                    s.remove_at(i);
+                    *peer_count -= 1;
+                } else {
+                    s.hot[i] = Hot::of(&s.peers[i]);
+                }
+            }
+            stats = s.stats();
+            if s.peers.is_empty() {
+                swarms.remove(&req.info_hash);
+            }
+        }
+        return Ok(Recorded::Gone(stats));
+    }
+    let len = swarms.len();
+    let swarm = match swarms.entry(req.info_hash) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            if len >= config.max_swarms {
+                return Err(AnnounceRefused::TooManySwarms(len));
+            }
+            e.insert(Swarm::default())
+        }
+    };
+    let seeder = req.left == 0;
+    let me = match swarm.index.get(&req.peer_id) {
+        Some(&i) => {
+            let i = i as usize;
+            let p = &mut swarm.peers[i];
+            if p.owned_by(&req.reach, req.key) {
+                if p.seeder() != seeder {
+                    if seeder {
+                        swarm.seeders += 1;
+                        if req.event == Event::Completed {
+                            swarm.downloaded = swarm.downloaded.saturating_add(1);
+                        }
+                    } else {
+                        swarm.seeders -= 1;
+                    }
+                    p.flags ^= SEEDER;
+                }
+                match req.reach {
+                    Reach::Addr(a) => p.addr = Some(a),
+                    Reach::Ws(c) => p.conn = Some(c),
+                }
+                p.last_seen = stamp;
+                if let Some(k) = req.key {
+                    p.key = k;
+                    p.flags |= HAS_KEY;
+                }
+                swarm.hot[i] = Hot::of(p);
+            }
+            Some(i)
+        }
+        None if swarm.peers.len() < config.max_peers_per_swarm => {
+            if req.event == Event::Completed && seeder {
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
+            }
+            let (addr, conn) = match req.reach {
+                Reach::Addr(a) => (Some(a), None),
+                Reach::Ws(c) => (None, Some(c)),
+            };
+            let i = swarm.peers.len();
+            let p = Peer {
+                id: req.peer_id,
+                last_seen: stamp,
+                key: req.key.unwrap_or(0),
+                addr,
+                conn,
+                flags: if seeder { SEEDER } else { 0 } | if req.key.is_some() { HAS_KEY } else { 0 },
+            };
+            swarm.hot.push(Hot::of(&p));
+            swarm.peers.push(p);
+            swarm.index.insert(req.peer_id, i as u32);
+            if seeder {
+                swarm.seeders += 1;
+            }
+            *peer_count += 1;
+            Some(i)
+        }
+        None => None,
+    };
+    Ok(Recorded::Stored(swarm, me))
 }
 
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
@@ -697,10 +835,12 @@ mod tests {
     #[test]
     fn peer_record_size_within_stated_bound() {
         let entry = std::mem::size_of::<Peer>();
+        assert!(std::mem::size_of::<Hot>() <= 7);
+        let entry_all = entry + std::mem::size_of::<Hot>();
         let index = std::mem::size_of::<(PeerId, u32)>() + 1;
         assert!(entry <= 80, "{entry}");
         // Vector slack up to 2x, table at least 7/16 full.
-        assert!(entry * 2 + index * 16 / 7 <= MAX_BYTES_PER_PEER);
+        assert!(entry_all * 2 + index * 16 / 7 <= MAX_BYTES_PER_PEER);
     }
 
     fn ws(peer: u8, conn: u64, left: u64, event: Event, numwant: usize) -> PeerAnnounce {
@@ -787,5 +927,38 @@ mod tests {
         assert!(matches!(s.announce(t, &other), Err(AnnounceRefused::NotAllowed(_))));
         assert_eq!(s.expire(t + Duration::from_secs(181)), 3);
         assert_eq!((s.peer_count(), s.swarm_count()), (0, 0));
+    }
+
+    #[test]
+    fn compact_pick_equals_the_general_pick() {
+        // Same seed, same announces: the IPv4 fast path picks exactly what the general path
+        // does, including with seeders, IPv6 and WebSocket peers mixed in.
+        let t = Instant::now();
+        let mut a = swarms(ServerConfig::default());
+        let mut b = swarms(ServerConfig::default());
+        let mut reqs = vec![];
+        for p in 1..=60u8 {
+            let mut r = ann(p, 1000 + p as u16, (p % 3) as u64, Event::Started);
+            match p % 5 {
+                0 => r.reach = Reach::Addr(format!("[2001:db8::{p}]:1000").parse().unwrap()),
+                1 => r.reach = Reach::Ws(ConnId(p as u64)),
+                _ => {}
+            }
+            r.numwant = Some(p as usize % 40);
+            r.family = Some(AddrFamily::V4);
+            reqs.push(r);
+        }
+        for r in reqs.iter().chain(&reqs) {
+            let mut compact = vec![];
+            let ca = a.announce_compact(t, r, &mut compact);
+            let mut general = vec![];
+            let cb = b.announce_with(t, r, |_, reach| {
+                if let Reach::Addr(x) = reach {
+                    crate::udp::wire::encode_peer(&mut general, AddrFamily::V4, &x);
+                }
+            });
+            assert_eq!(ca, cb);
+            assert_eq!(compact, general);
+        }
     }
 }

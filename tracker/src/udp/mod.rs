@@ -2,7 +2,7 @@
 
 mod client;
 mod server;
-mod wire;
+pub(crate) mod wire;
 
 pub use client::{
     RequestId, UdpClient, UdpClientConfig, UdpClientError, UdpClientEvent, UdpRequestError,

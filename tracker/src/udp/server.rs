@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sha1::{Digest, Sha1};
 
 use super::wire::{
-    AddrFamily, AnnounceRequest, Request, Response, encode_peer, request_transaction_id,
+    AddrFamily, AnnounceRequest, Request, Response, request_transaction_id,
 };
 use crate::server::{PeerAnnounce, Reach, Swarms};
 
@@ -173,11 +173,7 @@ impl UdpServer {
         let start = out.len();
         // The header is written once the counts are known; peers go straight after it.
         out.resize(start + 20, 0);
-        let r = swarms.announce_with(now, &req, |_, reach| {
-            if let Reach::Addr(addr) = reach {
-                encode_peer(out, family, &addr);
-            }
-        });
+        let r = swarms.announce_compact(now, &req, out);
         match r {
             Ok(c) => {
                 let head = &mut out[start..start + 20];
