@@ -51,6 +51,7 @@ pub struct TrackerRequest {
 
 /// What a [`TrackerSet`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TrackerSetEvent {
     /// A tracker gave peers.
     Peers {
@@ -75,6 +76,15 @@ pub enum TrackerSetEvent {
     },
     /// The `stopped` announce was made (or every tracker failed it): the set is done.
     Stopped,
+    /// A WebSocket tracker relayed a WebRTC offer or answer for this torrent. Only the
+    /// tokio `Announcer` driver reports these (the sans-IO set performs no requests); a
+    /// WebRTC layer answers offers through it.
+    Signal {
+        /// Which tracker.
+        url: String,
+        /// The offer or answer.
+        message: crate::ws::ServerMessage,
+    },
 }
 
 #[derive(Debug)]
@@ -85,27 +95,50 @@ struct Tracker {
     tracker_id: Option<Vec<u8>>,
 }
 
-/// The trackers of one torrent, in BEP 12 tiers.
+/// One tier: its trackers in BEP 12 order and its own announce schedule.
+#[derive(Debug)]
+struct Tier {
+    trackers: Vec<Tracker>,
+    /// The event this tier's next announce carries (`Started` until one got through).
+    event: Event,
+    /// When the next announce is due; `None`: now.
+    next_at: Option<Instant>,
+    /// The request out, and which tracker it went to.
+    in_flight: Option<(Token, usize)>,
+    /// The tier has nothing more to do (it announced `stopped`, or gave up on it).
+    done: bool,
+}
+
+impl Tier {
+    fn available(&self, now: Instant) -> Option<usize> {
+        self.trackers
+            .iter()
+            .position(|t| t.retry_at.is_none_or(|r| r <= now))
+    }
+}
+
+/// The trackers of one torrent, in BEP 12 tiers, announced to concurrently.
 ///
-/// Each tier is shuffled once. An announce goes to the first tracker, in tier order, that is
-/// not backing off; a failure makes that tracker back off (`min_backoff * 2^(fails-1)` up to
-/// `max_backoff`) and the next one is tried at once; a success moves the tracker to the front
-/// of its tier and schedules the next announce after the tracker's interval.
+/// Every tier is announced to independently and at the same time, one request per tier in
+/// flight (as libtorrent's `announce_to_all_tiers`): so a torrent with trackers in three
+/// tiers gets peers from three trackers at once. Within a tier, BEP 12: the tier is shuffled
+/// once; an announce goes to its first tracker that is not backing off; a failure makes that
+/// tracker back off (`min_backoff * 2^(fails-1)` up to `max_backoff`) and the next one in the
+/// tier is tried at once; a success moves the tracker to the front of its tier and schedules
+/// the tier's next announce after the tracker's interval. Each tier sends `started` until
+/// one of its trackers took it, `completed` once, and `stopped` when leaving (only to tiers
+/// that got a `started`).
 ///
-/// Sans-IO: after any call, drain [`poll_request`](Self::poll_request) (perform each, then
-/// call [`handle_response`](Self::handle_response)) and [`poll_event`](Self::poll_event),
-/// then wait until [`poll_timeout`](Self::poll_timeout) and call
-/// [`handle_timeout`](Self::handle_timeout). One request is in flight at a time.
+/// Sans-IO: after any call, drain [`poll_request`](Self::poll_request) (perform each, in
+/// any order and concurrently, then call [`handle_response`](Self::handle_response)) and
+/// [`poll_event`](Self::poll_event), then wait until [`poll_timeout`](Self::poll_timeout)
+/// and call [`handle_timeout`](Self::handle_timeout).
 #[derive(Debug)]
 pub struct TrackerSet {
     config: TrackerSetConfig,
-    tiers: Vec<Vec<Tracker>>,
+    tiers: Vec<Tier>,
     announce: Announce,
-    /// The event the next announce carries (`Started` first, `Completed` once, `Stopped` last).
-    event: Event,
-    next_at: Option<Instant>,
-    in_flight: Option<(Token, usize, usize)>,
-    ready: Option<TrackerRequest>,
+    ready: VecDeque<TrackerRequest>,
     next_token: u64,
     stopping: bool,
     done: bool,
@@ -131,24 +164,28 @@ impl TrackerSet {
             .filter(|t| !t.is_empty())
             .map(|mut t| {
                 t.shuffle(&mut rng);
-                t.into_iter()
-                    .map(|url| Tracker {
-                        url,
-                        fails: 0,
-                        retry_at: None,
-                        tracker_id: None,
-                    })
-                    .collect()
+                Tier {
+                    trackers: t
+                        .into_iter()
+                        .map(|url| Tracker {
+                            url,
+                            fails: 0,
+                            retry_at: None,
+                            tracker_id: None,
+                        })
+                        .collect(),
+                    event: Event::Started,
+                    next_at: None,
+                    in_flight: None,
+                    done: false,
+                }
             })
             .collect();
         TrackerSet {
             config,
             tiers,
             announce,
-            event: Event::Started,
-            next_at: None,
-            in_flight: None,
-            ready: None,
+            ready: VecDeque::new(),
             next_token: 0,
             stopping: false,
             done: false,
@@ -156,11 +193,11 @@ impl TrackerSet {
         }
     }
 
-    /// The tracker URLs in the order they would be tried.
+    /// The tracker URLs in the order they would be tried, tier by tier.
     pub fn order(&self) -> Vec<&str> {
         self.tiers
             .iter()
-            .flatten()
+            .flat_map(|t| &t.trackers)
             .map(|t| t.url.as_str())
             .collect()
     }
@@ -172,24 +209,38 @@ impl TrackerSet {
         self.announce.left = left;
     }
 
-    /// The download finished: announce `completed` now.
+    /// The download finished: announce `completed` now (to tiers that have not taken a
+    /// `started` yet, a `started` with nothing left).
     pub fn completed(&mut self, now: Instant) {
-        if !self.stopping {
-            self.announce.left = 0;
-            self.event = Event::Completed;
-            self.next_at = Some(now);
-            self.schedule(now);
+        if self.stopping {
+            return;
         }
+        self.announce.left = 0;
+        for t in &mut self.tiers {
+            if t.event != Event::Started {
+                t.event = Event::Completed;
+            }
+            t.next_at = Some(now);
+        }
+        self.schedule(now);
     }
 
-    /// Leave: announce `stopped` now, then report [`TrackerSetEvent::Stopped`].
+    /// Leave: announce `stopped` now to every tier that took a `started`, then report
+    /// [`TrackerSetEvent::Stopped`].
     pub fn stop(&mut self, now: Instant) {
         if self.stopping {
             return;
         }
         self.stopping = true;
-        self.event = Event::Stopped;
-        self.next_at = Some(now);
+        for t in &mut self.tiers {
+            if t.event == Event::Started && t.in_flight.is_none() {
+                // Never announced there: nothing to take back.
+                t.done = true;
+            } else {
+                t.event = Event::Stopped;
+                t.next_at = Some(now);
+            }
+        }
         self.schedule(now);
     }
 
@@ -198,10 +249,10 @@ impl TrackerSet {
         self.done
     }
 
-    /// The next request to perform.
+    /// The next request to perform. Several may be out at once (one per tier).
     pub fn poll_request(&mut self, now: Instant) -> Option<TrackerRequest> {
         self.schedule(now);
-        self.ready.take()
+        self.ready.pop_front()
     }
 
     /// The next event.
@@ -211,23 +262,24 @@ impl TrackerSet {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.done || self.in_flight.is_some() || self.ready.is_some() {
+        if self.done || !self.ready.is_empty() {
             return None;
         }
-        let first_retry = self
-            .tiers
+        self.tiers
             .iter()
-            .flatten()
-            .map(|t| t.retry_at)
+            .filter(|t| !t.done && t.in_flight.is_none())
+            .filter_map(|t| {
+                let first_retry = t.trackers.iter().filter_map(|x| x.retry_at).min();
+                match t.next_at {
+                    Some(at) if t.trackers.iter().any(|x| x.retry_at.is_none_or(|r| r <= at)) => {
+                        Some(at)
+                    }
+                    Some(at) => first_retry.map(|r| r.max(at)),
+                    // Due already, but every tracker is backing off.
+                    None => first_retry,
+                }
+            })
             .min()
-            .flatten();
-        match self.next_at {
-            None => first_retry,
-            Some(at) => Some(match self.first_available(at) {
-                Some(_) => at,
-                None => first_retry.map_or(at, |r| r.max(at)),
-            }),
-        }
     }
 
     /// Time passed: announce if due.
@@ -235,55 +287,40 @@ impl TrackerSet {
         self.schedule(now);
     }
 
-    fn first_available(&self, now: Instant) -> Option<(usize, usize)> {
-        for (ti, tier) in self.tiers.iter().enumerate() {
-            for (i, t) in tier.iter().enumerate() {
-                if t.retry_at.is_none_or(|r| r <= now) {
-                    return Some((ti, i));
-                }
-            }
-        }
-        None
-    }
-
     fn schedule(&mut self, now: Instant) {
-        if self.done || self.in_flight.is_some() || self.ready.is_some() {
+        if self.done {
             return;
         }
-        if self.tiers.is_empty() {
-            if self.stopping {
-                self.done = true;
-                self.events.push_back(TrackerSetEvent::Stopped);
+        for ti in 0..self.tiers.len() {
+            let tier = &mut self.tiers[ti];
+            if tier.done || tier.in_flight.is_some() || tier.next_at.is_some_and(|at| at > now) {
+                continue;
             }
-            return;
+            let Some(i) = tier.available(now) else {
+                if self.stopping {
+                    // Every tracker of the tier is failing: give up on telling it.
+                    tier.done = true;
+                }
+                continue;
+            };
+            self.next_token += 1;
+            let token = Token(self.next_token);
+            let t = &tier.trackers[i];
+            let mut announce = self.announce.clone();
+            announce.event = tier.event;
+            announce.tracker_id = t.tracker_id.clone();
+            tier.in_flight = Some((token, i));
+            self.ready.push_back(TrackerRequest {
+                token,
+                url: t.url.clone(),
+                announce,
+            });
         }
-        let due = match self.next_at {
-            None => true,
-            Some(at) => at <= now,
-        };
-        if !due {
-            return;
+        if self.stopping && self.tiers.iter().all(|t| t.done) {
+            self.done = true;
+            self.ready.clear();
+            self.events.push_back(TrackerSetEvent::Stopped);
         }
-        let Some((ti, i)) = self.first_available(now) else {
-            if self.stopping {
-                // Nobody to tell: we are done.
-                self.done = true;
-                self.events.push_back(TrackerSetEvent::Stopped);
-            }
-            return;
-        };
-        self.next_token += 1;
-        let token = Token(self.next_token);
-        let t = &self.tiers[ti][i];
-        let mut announce = self.announce.clone();
-        announce.event = self.event;
-        announce.tracker_id = t.tracker_id.clone();
-        self.in_flight = Some((token, ti, i));
-        self.ready = Some(TrackerRequest {
-            token,
-            url: t.url.clone(),
-            announce,
-        });
     }
 
     /// The outcome of a request from [`poll_request`](Self::poll_request).
@@ -293,52 +330,60 @@ impl TrackerSet {
         token: Token,
         result: Result<AnnounceResponse, String>,
     ) {
-        let Some((tok, ti, i)) = self.in_flight else {
+        let Some(ti) = self
+            .tiers
+            .iter()
+            .position(|t| t.in_flight.is_some_and(|(tok, _)| tok == token))
+        else {
             return;
         };
-        if tok != token {
+        let stopping = self.stopping;
+        let tier = &mut self.tiers[ti];
+        let Some((_, i)) = tier.in_flight.take() else {
             return;
-        }
-        self.in_flight = None;
-        let url = self.tiers[ti][i].url.clone();
+        };
+        let url = tier.trackers[i].url.clone();
         match result {
             Ok(r) => {
-                let mut t = self.tiers[ti].remove(i);
+                let mut t = tier.trackers.remove(i);
                 t.fails = 0;
                 t.retry_at = None;
                 if r.tracker_id.is_some() {
                     t.tracker_id = r.tracker_id.clone();
                 }
-                self.tiers[ti].insert(0, t);
+                tier.trackers.insert(0, t);
                 if let Some(w) = r.warning {
                     self.events.push_back(TrackerSetEvent::Warning {
                         url: url.clone(),
                         message: w,
                     });
                 }
-                if self.stopping {
-                    self.done = true;
-                    self.events.push_back(TrackerSetEvent::Stopped);
-                    return;
+                if tier.event == Event::Stopped {
+                    tier.done = true;
+                } else if stopping {
+                    // A `started` that got through after `stop`: take it back now.
+                    tier.event = Event::Stopped;
+                    tier.next_at = Some(now);
+                } else {
+                    let interval =
+                        Duration::from_secs(r.interval.max(r.min_interval.unwrap_or(0)).into());
+                    let interval = if r.interval == 0 {
+                        self.config.default_interval
+                    } else {
+                        interval.max(self.config.min_interval)
+                    };
+                    tier.event = Event::None;
+                    tier.next_at = Some(now + interval);
                 }
-                if !r.peers.is_empty() {
+                if !r.peers.is_empty() && !stopping {
                     self.events.push_back(TrackerSetEvent::Peers {
                         url,
                         peers: r.peers,
                     });
                 }
-                let interval =
-                    Duration::from_secs(r.interval.max(r.min_interval.unwrap_or(0)).into());
-                let interval = if r.interval == 0 {
-                    self.config.default_interval
-                } else {
-                    interval.max(self.config.min_interval)
-                };
-                self.event = Event::None;
-                self.next_at = Some(now + interval);
             }
             Err(error) => {
-                let t = &mut self.tiers[ti][i];
+                let t = &mut tier.trackers[i];
                 t.fails = t.fails.saturating_add(1);
                 let backoff = self
                     .config
@@ -346,12 +391,16 @@ impl TrackerSet {
                     .saturating_mul(1u32 << (t.fails - 1).min(16))
                     .min(self.config.max_backoff);
                 t.retry_at = Some(now + backoff);
+                if stopping && tier.event == Event::Started {
+                    // A `started` that failed after `stop`: nothing to take back.
+                    tier.done = true;
+                }
                 self.events
                     .push_back(TrackerSetEvent::Failed { url, error });
-                // Fail over at once (next tracker, then next tier).
-                self.schedule(now);
             }
         }
+        // Fail over at once (next tracker of the tier), or finish.
+        self.schedule(now);
     }
 }
 
@@ -381,50 +430,73 @@ mod tests {
     }
 
     #[test]
-    fn failover_within_and_across_tiers_then_promote() {
+    fn tiers_are_announced_concurrently_with_failover_inside_each() {
         let t0 = Instant::now();
         let mut s = set(&[&["a", "b"], &["c"]]);
         let first_tier: Vec<String> = s.order()[..2].iter().map(|x| x.to_string()).collect();
-        let r = s.poll_request(t0).unwrap();
-        assert_eq!(r.url, first_tier[0]);
-        assert_eq!(r.announce.event, Event::Started);
-        assert!(s.poll_request(t0).is_none(), "one at a time");
-        s.handle_response(t0, r.token, Err("down".into()));
+        // Both tiers at once.
+        let r0 = s.poll_request(t0).unwrap();
+        let r1 = s.poll_request(t0).unwrap();
+        assert_eq!((r0.url.as_str(), r1.url.as_str()), (first_tier[0].as_str(), "c"));
+        assert_eq!(r0.announce.event, Event::Started);
+        assert!(s.poll_request(t0).is_none(), "one request per tier");
+        // Tier 1 answers first; tier 0's first tracker fails and fails over inside its tier.
+        s.handle_response(t0, r1.token, ok(100));
+        assert!(matches!(s.poll_event(), Some(TrackerSetEvent::Peers { url, .. }) if url == "c"));
+        s.handle_response(t0, r0.token, Err("down".into()));
+        assert!(matches!(s.poll_event(), Some(TrackerSetEvent::Failed { .. })));
         let r = s.poll_request(t0).unwrap();
         assert_eq!(r.url, first_tier[1]);
-        s.handle_response(t0, r.token, Err("down".into()));
-        let r = s.poll_request(t0).unwrap();
-        assert_eq!(r.url, "c");
         assert_eq!(r.announce.event, Event::Started);
-        s.handle_response(t0, r.token, ok(100));
-        assert!(matches!(
-            s.poll_event(),
-            Some(TrackerSetEvent::Failed { .. })
-        ));
-        assert!(matches!(
-            s.poll_event(),
-            Some(TrackerSetEvent::Failed { .. })
-        ));
-        assert!(matches!(s.poll_event(), Some(TrackerSetEvent::Peers { url, .. }) if url == "c"));
-        // Next announce after the interval: the first tier's backoff (15 s) is over by then, so
-        // it is tried first again.
+        s.handle_response(t0, r.token, ok(200));
+        assert_eq!(s.order()[0], first_tier[1], "the working tracker is promoted");
+        // Each tier keeps its own interval.
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(100)));
         let r = s.poll_request(t0 + Duration::from_secs(100)).unwrap();
-        assert_eq!(r.url, first_tier[0]);
-        assert_eq!(r.announce.event, Event::None);
+        assert_eq!((r.url.as_str(), r.announce.event), ("c", Event::None));
+        assert!(s.poll_request(t0 + Duration::from_secs(100)).is_none());
         s.handle_response(t0 + Duration::from_secs(100), r.token, ok(100));
-        // Leaving.
-        s.stop(t0 + Duration::from_secs(101));
-        let r = s.poll_request(t0 + Duration::from_secs(101)).unwrap();
-        assert_eq!(r.announce.event, Event::Stopped);
-        s.handle_response(t0 + Duration::from_secs(101), r.token, ok(100));
-        while let Some(e) = s.poll_event() {
-            if e == TrackerSetEvent::Stopped {
-                assert!(s.is_done());
-                return;
-            }
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(200)));
+        // Completed goes to every tier; then leaving sends stopped to both.
+        let t = t0 + Duration::from_secs(150);
+        s.completed(t);
+        let a = s.poll_request(t).unwrap();
+        let b = s.poll_request(t).unwrap();
+        assert_eq!((a.announce.event, b.announce.event), (Event::Completed, Event::Completed));
+        assert_eq!(a.announce.left, 0);
+        s.handle_response(t, a.token, ok(100));
+        s.handle_response(t, b.token, ok(100));
+        s.stop(t);
+        let a = s.poll_request(t).unwrap();
+        let b = s.poll_request(t).unwrap();
+        assert_eq!((a.announce.event, b.announce.event), (Event::Stopped, Event::Stopped));
+        s.handle_response(t, a.token, ok(100));
+        assert!(!s.is_done());
+        s.handle_response(t, b.token, Err("gone".into()));
+        // The failed stop fails over to the tier's other tracker.
+        let c = s.poll_request(t);
+        if let Some(c) = c {
+            assert_eq!(c.announce.event, Event::Stopped);
+            s.handle_response(t, c.token, ok(100));
         }
-        panic!("no Stopped event");
+        assert!(s.is_done());
+        assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == TrackerSetEvent::Stopped));
+    }
+
+    #[test]
+    fn stop_skips_tiers_that_never_took_a_start() {
+        let t0 = Instant::now();
+        let mut s = set(&[&["a"], &["b"]]);
+        let a = s.poll_request(t0).unwrap();
+        let b = s.poll_request(t0).unwrap();
+        s.handle_response(t0, a.token, ok(100));
+        s.handle_response(t0, b.token, Err("down".into()));
+        s.stop(t0);
+        let r = s.poll_request(t0).unwrap();
+        assert_eq!((r.url.as_str(), r.announce.event), (a.url.as_str(), Event::Stopped));
+        assert!(s.poll_request(t0).is_none());
+        s.handle_response(t0, r.token, ok(100));
+        assert!(s.is_done());
     }
 
     #[test]

@@ -185,10 +185,14 @@ async fn hostile_udp_packets_get_no_amplified_reply() {
     t.announce(ann(1, 1, 0, Event::Started)).await.unwrap();
 }
 
+/// The Announcer announces to every tier at once (udp, http and ws), fails over inside a
+/// tier, streams peers, relays WebRTC signaling from its ws:// tracker, and leaves every
+/// tracker that took its `started`.
 #[tokio::test]
-async fn announcer_fails_over_across_tiers_and_stops() {
+async fn announcer_tiers_concurrently_with_failover_ws_and_stop() {
     use rivulet_tracker::TrackerSetEvent;
-    use rivulet_tracker::net::{Announcer, AnnouncerConfig};
+    use rivulet_tracker::net::{Announcer, AnnouncerConfig, WsTracker};
+    use rivulet_tracker::ws::{ClientMessage, Offer, Sdp, ServerMessage, WsAnnounce, WsAnswer};
 
     let s = server("127.0.0.1:0", "127.0.0.1:0").await;
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -198,6 +202,7 @@ async fn announcer_fails_over_across_tiers_and_stops() {
         .local_addr()
         .unwrap();
     let good = format!("http://{}/announce", s.http_addr().unwrap());
+    let ws_url = s.ws_url().unwrap();
     // Someone to find.
     http_announce(&good, &ann(1, 5001, 0, Event::Started))
         .await
@@ -218,50 +223,115 @@ async fn announcer_fails_over_across_tiers_and_stops() {
                 format!("http://{refused}/announce"),
             ],
             vec![good.clone()],
+            vec![ws_url.clone()],
         ],
         ann(2, 5002, 10, Event::None),
         config,
     );
-    let mut failures = 0;
-    loop {
-        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(20), events.recv())
             .await
             .expect("announcer event in time")
-            .expect("announcer alive");
-        match ev {
+            .expect("announcer alive")
+    };
+    let mut failures = 0;
+    let mut peers = false;
+    while !(peers && failures == 2) {
+        match next().await {
             TrackerSetEvent::Failed { .. } => failures += 1,
-            TrackerSetEvent::Peers { url, peers } => {
+            TrackerSetEvent::Peers { url, peers: p } => {
                 assert_eq!(url, good);
-                assert_eq!(peers, vec!["127.0.0.1:5001".parse::<SocketAddr>().unwrap()]);
-                break;
+                assert_eq!(p, vec!["127.0.0.1:5001".parse::<SocketAddr>().unwrap()]);
+                peers = true;
             }
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(failures, 2, "both first-tier trackers were tried first");
-    assert!(
-        s.swarms()
-            .lock()
-            .unwrap()
-            .contains(&InfoHash([9; 20]), &PeerId([2; 20]))
+    // Stored once, reachable both ways (HTTP tier and ws tier).
+    for _ in 0..200 {
+        if s.ws_peer_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.ws_peer_count(), 1);
+    assert_eq!(s.swarms().lock().unwrap().peer_count(), 2);
+
+    // A WebRTC peer offers through the tracker; the offer reaches the announcer's stream,
+    // and its answer goes back through it.
+    let mut w = WsTracker::connect(&ws_url).await.unwrap();
+    w.send(&ClientMessage::Announce(WsAnnounce {
+        info_hash: InfoHash([9; 20]),
+        peer_id: PeerId([3; 20]),
+        uploaded: 0,
+        downloaded: 0,
+        left: Some(5),
+        event: Event::Started,
+        numwant: 1,
+        offers: vec![Offer {
+            offer_id: [7; 20],
+            offer: Sdp {
+                kind: "offer".into(),
+                sdp: "v=0\r\n".into(),
+            },
+        }],
+    }))
+    .await
+    .unwrap();
+    let offer = loop {
+        match next().await {
+            TrackerSetEvent::Signal { url, message } => {
+                assert_eq!(url, ws_url);
+                break message;
+            }
+            TrackerSetEvent::Peers { .. } | TrackerSetEvent::Failed { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    let ServerMessage::Offer {
+        peer_id, offer_id, ..
+    } = offer
+    else {
+        panic!("{offer:?}")
+    };
+    assert_eq!((peer_id, offer_id), (PeerId([3; 20]), [7; 20]));
+    announcer.send_ws(
+        &ws_url,
+        ClientMessage::Answer(WsAnswer {
+            info_hash: InfoHash([9; 20]),
+            peer_id: PeerId([2; 20]),
+            to_peer_id: PeerId([3; 20]),
+            offer_id,
+            answer: Sdp {
+                kind: "answer".into(),
+                sdp: "v=0\r\n".into(),
+            },
+        }),
     );
-    announcer.stop();
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
+        let m = tokio::time::timeout(Duration::from_secs(10), w.recv())
             .await
-            .expect("stop in time");
-        match ev {
-            Some(TrackerSetEvent::Stopped) => break,
-            Some(_) => continue,
-            None => panic!("task ended without Stopped"),
+            .expect("answer in time")
+            .expect("open")
+            .expect("decodes");
+        if let ServerMessage::Answer { peer_id, .. } = m {
+            assert_eq!(peer_id, PeerId([2; 20]));
+            break;
         }
     }
-    assert!(
-        !s.swarms()
-            .lock()
-            .unwrap()
-            .contains(&InfoHash([9; 20]), &PeerId([2; 20]))
-    );
+
+    announcer.stop();
+    loop {
+        match next().await {
+            TrackerSetEvent::Stopped => break,
+            _ => continue,
+        }
+    }
+    // Gone from the HTTP and the ws tier alike: one peer (the ws client) is left.
+    let sw = s.swarms();
+    let sw = sw.lock().unwrap();
+    assert!(!sw.contains(&InfoHash([9; 20]), &PeerId([2; 20])));
+    assert!(sw.contains(&InfoHash([9; 20]), &PeerId([3; 20])));
 }
 
 /// The per-IP rate limit covers UDP and HTTP alike: over it, UDP datagrams get no reply and
