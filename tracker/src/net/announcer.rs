@@ -58,7 +58,8 @@ enum Control {
 /// `Stopped` to leave cleanly.
 ///
 /// Trackers of different tiers are announced to concurrently, failover inside a tier
-/// follows BEP 12 (see [`TrackerSet`]). Schemes: `udp://`, `http://`, `ws://`. A `ws://`
+/// follows BEP 12 (see [`TrackerSet`]). Schemes: `udp://`, `http://`, `ws://`, and with the
+/// `tls` feature `https://` and `wss://` (TLS settings from [`HttpClientConfig`]). A `ws://`
 /// tracker keeps one WebSocket open; the task's announces there carry no WebRTC offers (it
 /// has none to make): they count the peer and keep it reachable for offers from others, which
 /// arrive as `Signal` events; answer them, or announce with offers, with
@@ -251,7 +252,7 @@ impl Drivers {
                     udp: Some(t),
                 }
             })
-        } else if url.starts_with("http://") {
+        } else if url.starts_with("http://") || url.starts_with("https://") {
             let cfg = self.config.http.clone();
             Box::pin(async move {
                 let result = http_announce_with(&url, &announce, &cfg)
@@ -264,7 +265,7 @@ impl Drivers {
                     udp: None,
                 }
             })
-        } else if url.starts_with("ws://") {
+        } else if url.starts_with("ws://") || url.starts_with("wss://") {
             let rx = self.ws_announce(&url, &announce).await;
             let timeout = self.config.ws_timeout;
             Box::pin(async move {
@@ -303,7 +304,11 @@ impl Drivers {
     ) -> Result<oneshot::Receiver<Result<AnnounceResponse, String>>, String> {
         if self.ws.get(url).is_none_or(|l| l.task.is_finished()) {
             self.ws.remove(url);
-            let ws = tokio::time::timeout(self.config.ws_timeout, WsTracker::connect(url))
+            #[cfg(feature = "tls")]
+            let connecting = WsTracker::connect_with(url, self.config.http.tls.clone());
+            #[cfg(not(feature = "tls"))]
+            let connecting = WsTracker::connect(url);
+            let ws = tokio::time::timeout(self.config.ws_timeout, connecting)
                 .await
                 .map_err(|_| "timed out connecting".to_owned())?
                 .map_err(|e| e.to_string())?;

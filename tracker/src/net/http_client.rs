@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client for tracker announces and scrapes (plain `http://` only).
+//! A minimal HTTP/1.1 client for tracker announces and scrapes (`http://`, and `https://`
+//! with the `tls` feature).
 
 use std::time::Duration;
 
@@ -6,6 +7,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::TrackerError;
+
+/// A byte stream a request runs over: plain TCP or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 use crate::http::{
     announce_url, parse_announce_response, parse_scrape_response, scrape_query_url, scrape_url,
 };
@@ -18,6 +23,10 @@ pub struct HttpClientConfig {
     pub timeout: Duration,
     /// Most bytes read (head and body, default 1 MiB).
     pub max_response: usize,
+    /// TLS settings for `https://` (default: Mozilla's roots; see
+    /// [`client_config`](super::client_config) to trust another CA).
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for HttpClientConfig {
@@ -25,6 +34,8 @@ impl Default for HttpClientConfig {
         HttpClientConfig {
             timeout: Duration::from_secs(15),
             max_response: 1 << 20,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -54,15 +65,20 @@ pub async fn http_scrape(
     announce: &str,
     hashes: &[InfoHash],
 ) -> Result<Vec<(InfoHash, ScrapeStats)>, TrackerError> {
+    http_scrape_with(announce, hashes, &HttpClientConfig::default()).await
+}
+
+/// [`http_scrape`] with explicit limits and TLS settings.
+pub async fn http_scrape_with(
+    announce: &str,
+    hashes: &[InfoHash],
+    config: &HttpClientConfig,
+) -> Result<Vec<(InfoHash, ScrapeStats)>, TrackerError> {
     let base = scrape_url(announce).ok_or_else(|| TrackerError::BadUrl {
         url: announce.to_owned(),
         why: "no scrape URL (last path segment does not start with \"announce\")",
     })?;
-    let (status, body) = http_get(
-        &scrape_query_url(&base, hashes),
-        &HttpClientConfig::default(),
-    )
-    .await?;
+    let (status, body) = http_get(&scrape_query_url(&base, hashes), config).await?;
     match parse_scrape_response(&body) {
         Ok(r) => Ok(r),
         Err(_) if status != 200 => Err(TrackerError::HttpStatus(status)),
@@ -80,9 +96,11 @@ pub async fn http_get(
         why,
     };
     let u = url::Url::parse(url).map_err(|_| bad("does not parse"))?;
-    if u.scheme() != "http" {
-        return Err(bad("only http:// is supported (no TLS yet)"));
-    }
+    let https = match u.scheme() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(bad("only http:// and https:// are supported")),
+    };
     let host = u.host_str().ok_or_else(|| bad("no host"))?.to_owned();
     let port = u.port_or_known_default().unwrap_or(80);
     let target = &url::Position::BeforePath;
@@ -99,7 +117,20 @@ pub async fn http_get(
         .trim_end_matches(']')
         .to_owned();
     let exchange = async {
-        let mut s = TcpStream::connect((connect_host.as_str(), port)).await?;
+        let tcp = TcpStream::connect((connect_host.as_str(), port)).await?;
+        let mut s: Box<dyn Io> = if https {
+            #[cfg(feature = "tls")]
+            {
+                Box::new(super::tls::connect(tcp, &connect_host, config.tls.as_ref()).await?)
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                drop(tcp);
+                return Err(TrackerError::Tls("built without the tls feature".into()));
+            }
+        } else {
+            Box::new(tcp)
+        };
         s.write_all(req.as_bytes()).await?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 8192];

@@ -3,14 +3,20 @@
 mod announcer;
 mod http_client;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod udp_client;
 mod ws;
 
 pub use announcer::{Announcer, AnnouncerConfig};
-pub use http_client::{HttpClientConfig, http_announce, http_announce_with, http_get, http_scrape};
+pub use http_client::{
+    HttpClientConfig, http_announce, http_announce_with, http_get, http_scrape, http_scrape_with,
+};
 pub use server::{HTTP_REQUEST_TIMEOUT, Listen, MAX_HTTP_REQUEST, TrackerServer};
 pub use udp_client::UdpTracker;
 pub use ws::WsTracker;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfigError, client_config, server_config};
 
 /// Why a client request failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,4 +48,8 @@ pub enum TrackerError {
     /// No reply in time.
     #[error("timed out")]
     TimedOut,
+    /// The TLS handshake failed (certificate not trusted, wrong name, protocol error), or
+    /// `https://`/`wss://` was asked of a build without the `tls` feature.
+    #[error("TLS: {0}")]
+    Tls(String),
 }

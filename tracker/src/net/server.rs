@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::http::{
@@ -17,7 +17,7 @@ use crate::http::{
 use crate::server::{PeerAnnounce, Reach, ServerConfig, Swarms};
 use crate::udp::UdpServer;
 
-use super::ws::{WsShared, serve_upgraded, upgrade_key};
+use super::ws::{Io, WsShared, serve_upgraded, upgrade_key};
 
 /// Where the server listens; `None` leaves a front end off. Port 0 picks a free port.
 #[derive(Clone, Debug, Default)]
@@ -43,8 +43,14 @@ pub struct TrackerServer {
     swarms: Arc<Mutex<Swarms>>,
     udp: Option<SocketAddr>,
     http: Option<SocketAddr>,
+    tls: bool,
     tasks: Vec<JoinHandle<()>>,
 }
+
+#[cfg(feature = "tls")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+#[cfg(not(feature = "tls"))]
+type Acceptor = std::convert::Infallible;
 
 fn lock(s: &Mutex<Swarms>) -> MutexGuard<'_, Swarms> {
     // A panic while holding the lock cannot leave the swarm state half-updated in a way that
@@ -55,11 +61,28 @@ fn lock(s: &Mutex<Swarms>) -> MutexGuard<'_, Swarms> {
 impl TrackerServer {
     /// Bind the listed sockets and start serving.
     pub async fn bind(config: ServerConfig, listen: Listen) -> io::Result<Self> {
+        Self::start(config, listen, None).await
+    }
+
+    /// As [`bind`](Self::bind), with TLS on the HTTP listener: it then serves `https://`
+    /// announces and scrapes and `wss://` (see [`server_config`](super::server_config) to
+    /// load a PEM certificate and key). A TLS handshake gets [`HTTP_REQUEST_TIMEOUT`].
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        config: ServerConfig,
+        listen: Listen,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Self> {
+        Self::start(config, listen, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn start(config: ServerConfig, listen: Listen, tls: Option<Acceptor>) -> io::Result<Self> {
         let expire_every =
             (config.peer_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         let max_connections = config.max_connections.max(1);
         let swarms = Arc::new(Mutex::new(Swarms::new(config)));
         let ws = Arc::new(WsShared::new(swarms.clone()));
+        let has_tls = tls.is_some();
         let mut tasks = Vec::new();
         let mut udp = None;
         let mut http = None;
@@ -78,6 +101,7 @@ impl TrackerServer {
                 swarms.clone(),
                 ws.clone(),
                 Arc::new(tokio::sync::Semaphore::new(max_connections)),
+                tls,
             )));
         }
         let w = ws.clone();
@@ -90,6 +114,7 @@ impl TrackerServer {
         }));
         Ok(TrackerServer {
             swarms,
+            tls: has_tls,
             udp,
             http,
             tasks,
@@ -106,9 +131,16 @@ impl TrackerServer {
         self.http
     }
 
-    /// The WebSocket tracker URL (`ws://` on the HTTP port), if HTTP is on.
+    /// The WebSocket tracker URL (`ws://` on the HTTP port, `wss://` with TLS), if HTTP is on.
     pub fn ws_url(&self) -> Option<String> {
-        self.http.map(|a| format!("ws://{a}/announce"))
+        let scheme = if self.tls { "wss" } else { "ws" };
+        self.http.map(|a| format!("{scheme}://{a}/announce"))
+    }
+
+    /// The announce URL of the HTTP listener (`http://` or, with TLS, `https://`), if on.
+    pub fn http_url(&self) -> Option<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        self.http.map(|a| format!("{scheme}://{a}/announce"))
     }
 
     /// Peers reachable over WebSocket, over all swarms.
@@ -277,6 +309,7 @@ async fn serve_http(
     swarms: Arc<Mutex<Swarms>>,
     ws: Arc<WsShared>,
     slots: Arc<tokio::sync::Semaphore>,
+    tls: Option<Acceptor>,
 ) {
     loop {
         // Never closed, so acquiring only waits.
@@ -290,15 +323,30 @@ async fn serve_http(
         };
         let swarms = swarms.clone();
         let ws = ws.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = http_connection(stream, from, swarms, ws).await;
+            match tls {
+                None => {
+                    let _ = http_connection(stream, from, swarms, ws).await;
+                }
+                #[cfg(feature = "tls")]
+                Some(acceptor) => {
+                    let accepted =
+                        tokio::time::timeout(HTTP_REQUEST_TIMEOUT, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = accepted {
+                        let _ = http_connection(stream, from, swarms, ws).await;
+                    }
+                }
+                #[cfg(not(feature = "tls"))]
+                Some(never) => match never {},
+            }
             drop(slot);
         });
     }
 }
 
-async fn http_connection(
-    mut stream: TcpStream,
+async fn http_connection<S: Io + 'static>(
+    mut stream: S,
     from: SocketAddr,
     swarms: Arc<Mutex<Swarms>>,
     ws: Arc<WsShared>,
@@ -394,7 +442,7 @@ fn handle_http_request(head: &[u8], from: SocketAddr, swarms: &Mutex<Swarms>) ->
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, body: &[u8]) -> io::Result<()> {
+async fn respond<S: Io>(stream: &mut S, status: u16, body: &[u8]) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use super::TrackerError;
 use crate::server::Swarms;
@@ -118,8 +118,8 @@ pub(crate) fn upgrade_key(head: &str) -> Option<&str> {
 
 /// Finish the upgrade of an HTTP connection and serve it until it closes. `rest` holds any
 /// bytes read after the request head.
-pub(crate) async fn serve_upgraded(
-    mut stream: TcpStream,
+pub(crate) async fn serve_upgraded<S: Io + 'static>(
+    mut stream: S,
     from: std::net::SocketAddr,
     key: &str,
     rest: Vec<u8>,
@@ -188,24 +188,70 @@ pub(crate) async fn serve_upgraded(
     Ok(())
 }
 
-/// A client connection to a WebSocket tracker (`ws://`; `wss://` needs TLS, not built yet).
-/// One connection serves every swarm; messages for all of them arrive through
+/// A byte stream a WebSocket runs over: plain TCP or TLS.
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A client connection to a WebSocket tracker (`ws://`, and `wss://` with the `tls`
+/// feature). One connection serves every swarm; messages for all of them arrive through
 /// [`recv`](Self::recv).
-#[derive(Debug)]
 pub struct WsTracker {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Box<dyn Io>>,
+}
+
+impl std::fmt::Debug for WsTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsTracker").finish_non_exhaustive()
+    }
 }
 
 impl WsTracker {
-    /// Open the WebSocket.
+    /// Open the WebSocket (`wss://` trusts Mozilla's roots).
     pub async fn connect(url: &str) -> Result<Self, TrackerError> {
-        if !url.starts_with("ws://") {
-            return Err(TrackerError::BadUrl {
-                url: url.to_owned(),
-                why: "only ws:// is supported (no TLS yet)",
-            });
-        }
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+        Self::connect_with(url, None).await
+    }
+
+    /// Open the WebSocket; `wss://` uses `tls` if given (see
+    /// [`client_config`](super::client_config) to trust another CA).
+    pub async fn connect_with(
+        url: &str,
+        #[cfg(feature = "tls")] tls: Option<Arc<rustls::ClientConfig>>,
+        #[cfg(not(feature = "tls"))] tls: Option<()>,
+    ) -> Result<Self, TrackerError> {
+        let bad = |why| TrackerError::BadUrl {
+            url: url.to_owned(),
+            why,
+        };
+        let u = url::Url::parse(url).map_err(|_| bad("does not parse"))?;
+        let secure = match u.scheme() {
+            "ws" => false,
+            "wss" => true,
+            _ => return Err(bad("only ws:// and wss:// are supported")),
+        };
+        let host = u
+            .host_str()
+            .ok_or_else(|| bad("no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = u.port_or_known_default().unwrap_or(80);
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = if secure {
+            #[cfg(feature = "tls")]
+            {
+                Box::new(super::tls::connect(tcp, &host, tls.as_ref()).await?)
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = (tcp, tls);
+                return Err(TrackerError::Tls("built without the tls feature".into()));
+            }
+        } else {
+            let _ = &tls;
+            Box::new(tcp)
+        };
+        let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
             .await
             .map_err(|e| TrackerError::HttpProtocol(format!("websocket: {e}")))?;
         Ok(WsTracker { ws })

@@ -374,33 +374,21 @@ fn lt_python() -> Option<PathBuf> {
     None
 }
 
-#[tokio::test]
-async fn libtorrent_announces_to_rivulet_server() {
-    let Some(py) = lt_python() else { return };
-    let server = TrackerServer::bind(
-        ServerConfig::default(),
-        Listen {
-            udp: Some("127.0.0.1:0".parse().unwrap()),
-            http: Some("127.0.0.1:0".parse().unwrap()),
-        },
-    )
-    .await
-    .unwrap();
+/// libtorrent announces to `server` at each URL (after a rivulet seeder), gets that seeder,
+/// and leaves.
+async fn libtorrent_announces(py: &PathBuf, server: &TrackerServer, urls: &[String]) {
     let mut udp = UdpTracker::connect_addr(server.udp_addr().unwrap(), quick())
         .await
         .unwrap();
     udp.announce(ann(1, 4201, 0, Event::Started)).await.unwrap();
-    for url in [
-        format!("http://{}/announce", server.http_addr().unwrap()),
-        format!("udp://{}/announce", server.udp_addr().unwrap()),
-    ] {
+    for url in urls {
         // A fresh port per run: libtorrent is slow to reuse one it saw fail.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let out = Command::new(&py)
+        let out = Command::new(py)
             .arg(script("lt_announce.py"))
             .args([url.as_str(), &"ab".repeat(20), &port.to_string()])
             .stdin(Stdio::null())
@@ -424,4 +412,34 @@ async fn libtorrent_announces_to_rivulet_server() {
         let stats = server.swarms().lock().unwrap().stats(&InfoHash([0xab; 20]));
         assert_eq!((stats.complete, stats.incomplete), (1, 0), "{url}: {v}");
     }
+}
+
+#[tokio::test]
+async fn libtorrent_announces_to_rivulet_server() {
+    let Some(py) = lt_python() else { return };
+    let server = TrackerServer::bind(
+        ServerConfig::default(),
+        Listen {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            http: Some("127.0.0.1:0".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    let urls = [
+        format!("http://{}/announce", server.http_addr().unwrap()),
+        format!("udp://{}/announce", server.udp_addr().unwrap()),
+    ];
+    libtorrent_announces(&py, &server, &urls).await;
+}
+
+/// libtorrent (OpenSSL) announcing over https:// to rivulet's TLS listener (rustls).
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn libtorrent_announces_over_https_to_rivulet_server() {
+    let Some(py) = lt_python() else { return };
+    let server = crate::tls::tls_server(true, "127.0.0.1").await;
+    let url = server.http_url().unwrap();
+    assert!(url.starts_with("https://"));
+    libtorrent_announces(&py, &server, &[url]).await;
 }

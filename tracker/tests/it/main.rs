@@ -3,4 +3,6 @@
 
 mod interop;
 mod loopback;
+#[cfg(feature = "tls")]
+mod tls;
 mod ws;
