@@ -8,7 +8,7 @@
 //! Options: `--target ADDR` (an external tracker; default: a rivulet server started in this
 //! process on one tokio thread), `--swarms N` (10000), `--peers N` per swarm (100),
 //! `--seconds S` measured (10), `--threads T` generator threads (1 batched, else 2),
-//! `--window W` announces in flight per thread (32 batched, else 64), `--batch true|false` (Linux: send and receive in batches with
+//! `--window W` announces in flight per thread (64), `--batch true|false` (Linux: send and receive in batches with
 //! `sendmmsg`/`recvmmsg` and poll without sleeping, so the generator costs much less per
 //! announce than a tracker and is not what limits the rate; default true), `--pid PID` the tracker's process id: also report the CPU time it
 //! used during the measured phase (from `/proc/PID/stat`; default: this process when the
@@ -69,12 +69,12 @@ fn opts() -> anyhow::Result<Opts> {
             _ => anyhow::bail!("unknown option {a}"),
         }
     }
-    // Batched: one busy-polling thread, 32 in flight; otherwise 2 x 64 blocking.
+    // Batched: one busy-polling thread; otherwise 2 blocking threads; 64 in flight each.
     if o.threads == 0 {
         o.threads = if o.batch { 1 } else { 2 };
     }
     if o.window == 0 {
-        o.window = if o.batch { 32 } else { 64 };
+        o.window = 64;
     }
     Ok(o)
 }
