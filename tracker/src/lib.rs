@@ -9,17 +9,25 @@
 //!   "binary" strings);
 //! - sans-IO state machines fed `now` and bytes: the UDP client [`udp::UdpClient`] (connection
 //!   id cached for a minute, 15·2ⁿ s retransmission, transaction ids checked), the multi-tracker
-//!   scheduler [`TrackerSet`] (tiers shuffled, failover, backoff, promotion), the server core
+//!   scheduler [`TrackerSet`] (every tier announced to concurrently; inside a tier BEP 12
+//!   shuffling, failover, backoff, promotion), the server core
 //!   [`server::Swarms`] (announce, scrape, expiry, all bounded; one swarm state whose peers
 //!   are reachable by address, over a WebSocket, or both) with its UDP front end
 //!   [`udp::UdpServer`] and its WebSocket front end, the offer/answer relay [`ws::WsRelay`];
 //! - tokio drivers (feature `tokio`, on by default) in [`net`]: [`net::TrackerServer`] serves
-//!   UDP, HTTP and, on the HTTP port, WebSocket at once; clients [`net::UdpTracker`],
-//!   [`net::http_announce`]/[`net::http_scrape`], [`net::WsTracker`]; and
-//!   [`net::Announcer`], one task announcing a torrent to all its trackers and streaming peers.
+//!   UDP (batched with `recvmmsg`/`sendmmsg` on Linux), HTTP and, on the HTTP port,
+//!   WebSocket at once; clients [`net::UdpTracker`], [`net::http_announce`]/
+//!   [`net::http_scrape`], [`net::WsTracker`]; and [`net::Announcer`], one task announcing a
+//!   torrent to all its trackers (`udp://`, `http(s)://`, `ws(s)://`) and streaming peers and
+//!   relayed WebRTC signaling;
+//! - TLS (feature `tls`, on by default; rustls): `https://` and `wss://` clients trusting
+//!   Mozilla's roots plus any PEM roots you add ([`net::client_config`]), and TLS on the
+//!   server's HTTP/WebSocket listener from a PEM certificate and key
+//!   ([`net::server_config`], [`net::TrackerServer::bind_tls`]).
 //!
 //! Server bounds and hostile input: every limit is in [`server::ServerConfig`] (swarms, peers
-//! per swarm, `numwant`, optional allow-list); a stored peer costs at most
+//! per swarm, `numwant`, optional allow-list, optional per-IP rate limit whose table is
+//! bounded and fails open, see [`server::RateLimiter`]); a stored peer costs at most
 //! [`server::MAX_BYTES_PER_PEER`] bytes. Bad requests get a tracker failure reply (HTTP
 //! `failure reason`, UDP error packet, WebSocket `failure reason`), never a crash. A UDP
 //! reply to a source that has not shown a valid connection id is never larger than its
@@ -31,13 +39,11 @@
 //! other in scrapes and `complete`/`incomplete`; HTTP and UDP peer lists hold only peers with
 //! an address, WebRTC offers go only to peers with a WebSocket connection.
 //!
-//! Not done yet: HTTPS and `wss://` (no TLS), HTTP keep-alive, `ws://` trackers in
-//! [`net::Announcer`].
+//! Not done: HTTP keep-alive on the server, client certificates.
 //!
-//! Measured (`cargo run --release -p rivulet-tracker --example udp_load`, 10,000 swarms ×
-//! 100 peers, numwant 50, server on one tokio thread, load generator on the same 2-core
-//! machine under other load): rivulet ~40,000 announces/s, opentracker (Debian package)
-//! ~52,000/s, npm bittorrent-tracker 11 ~2,900/s.
+//! Measured: see the tracker section of `BENCHMARKS.md`; `bash tracker/examples/udp_compare.sh`
+//! runs rivulet, opentracker and npm bittorrent-tracker on one pinned core each under the
+//! same load generator (`examples/udp_load.rs`, 10,000 swarms × 100 peers, numwant 50).
 //!
 //! ```
 //! # #[cfg(feature = "tokio")]
