@@ -256,7 +256,11 @@ pub fn tracker_ws(data: &[u8]) {
         while relay.poll_transmit().is_some() {}
         relay.handle_disconnect(&mut swarms, tracker::ws::ConnId(1));
         relay.handle_disconnect(&mut swarms, tracker::ws::ConnId(2));
-        assert_eq!(swarms.peer_count(), 0, "peers left after their connections closed");
+        assert_eq!(
+            swarms.peer_count(),
+            0,
+            "peers left after their connections closed"
+        );
     }
     if let Ok(m) = ServerMessage::decode(text) {
         assert_eq!(

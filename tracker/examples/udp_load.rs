@@ -289,8 +289,7 @@ fn worker_batched(
             }
         }
         if !packets.is_empty() {
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                packets.iter().map(|p| [IoSlice::new(p)]).collect();
+            let slices: Vec<[IoSlice<'_>; 1]> = packets.iter().map(|p| [IoSlice::new(p)]).collect();
             let sent = match sendmmsg(
                 sock.as_raw_fd(),
                 &mut send_headers,

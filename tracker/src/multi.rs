@@ -271,7 +271,11 @@ impl TrackerSet {
             .filter_map(|t| {
                 let first_retry = t.trackers.iter().filter_map(|x| x.retry_at).min();
                 match t.next_at {
-                    Some(at) if t.trackers.iter().any(|x| x.retry_at.is_none_or(|r| r <= at)) => {
+                    Some(at)
+                        if t.trackers
+                            .iter()
+                            .any(|x| x.retry_at.is_none_or(|r| r <= at)) =>
+                    {
                         Some(at)
                     }
                     Some(at) => first_retry.map(|r| r.max(at)),
@@ -437,19 +441,29 @@ mod tests {
         // Both tiers at once.
         let r0 = s.poll_request(t0).unwrap();
         let r1 = s.poll_request(t0).unwrap();
-        assert_eq!((r0.url.as_str(), r1.url.as_str()), (first_tier[0].as_str(), "c"));
+        assert_eq!(
+            (r0.url.as_str(), r1.url.as_str()),
+            (first_tier[0].as_str(), "c")
+        );
         assert_eq!(r0.announce.event, Event::Started);
         assert!(s.poll_request(t0).is_none(), "one request per tier");
         // Tier 1 answers first; tier 0's first tracker fails and fails over inside its tier.
         s.handle_response(t0, r1.token, ok(100));
         assert!(matches!(s.poll_event(), Some(TrackerSetEvent::Peers { url, .. }) if url == "c"));
         s.handle_response(t0, r0.token, Err("down".into()));
-        assert!(matches!(s.poll_event(), Some(TrackerSetEvent::Failed { .. })));
+        assert!(matches!(
+            s.poll_event(),
+            Some(TrackerSetEvent::Failed { .. })
+        ));
         let r = s.poll_request(t0).unwrap();
         assert_eq!(r.url, first_tier[1]);
         assert_eq!(r.announce.event, Event::Started);
         s.handle_response(t0, r.token, ok(200));
-        assert_eq!(s.order()[0], first_tier[1], "the working tracker is promoted");
+        assert_eq!(
+            s.order()[0],
+            first_tier[1],
+            "the working tracker is promoted"
+        );
         // Each tier keeps its own interval.
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(100)));
         let r = s.poll_request(t0 + Duration::from_secs(100)).unwrap();
@@ -462,14 +476,20 @@ mod tests {
         s.completed(t);
         let a = s.poll_request(t).unwrap();
         let b = s.poll_request(t).unwrap();
-        assert_eq!((a.announce.event, b.announce.event), (Event::Completed, Event::Completed));
+        assert_eq!(
+            (a.announce.event, b.announce.event),
+            (Event::Completed, Event::Completed)
+        );
         assert_eq!(a.announce.left, 0);
         s.handle_response(t, a.token, ok(100));
         s.handle_response(t, b.token, ok(100));
         s.stop(t);
         let a = s.poll_request(t).unwrap();
         let b = s.poll_request(t).unwrap();
-        assert_eq!((a.announce.event, b.announce.event), (Event::Stopped, Event::Stopped));
+        assert_eq!(
+            (a.announce.event, b.announce.event),
+            (Event::Stopped, Event::Stopped)
+        );
         s.handle_response(t, a.token, ok(100));
         assert!(!s.is_done());
         s.handle_response(t, b.token, Err("gone".into()));
@@ -493,7 +513,10 @@ mod tests {
         s.handle_response(t0, b.token, Err("down".into()));
         s.stop(t0);
         let r = s.poll_request(t0).unwrap();
-        assert_eq!((r.url.as_str(), r.announce.event), (a.url.as_str(), Event::Stopped));
+        assert_eq!(
+            (r.url.as_str(), r.announce.event),
+            (a.url.as_str(), Event::Stopped)
+        );
         assert!(s.poll_request(t0).is_none());
         s.handle_response(t0, r.token, ok(100));
         assert!(s.is_done());

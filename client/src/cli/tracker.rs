@@ -164,8 +164,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rivulet-allow-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("allow.txt");
-        std::fs::write(&file, format!("# private\n{}\n\n{}\n", "ab".repeat(20), "0F".repeat(20)))
-            .unwrap();
+        std::fs::write(
+            &file,
+            format!("# private\n{}\n\n{}\n", "ab".repeat(20), "0F".repeat(20)),
+        )
+        .unwrap();
         let c = config(&args(Some(file.clone()), Some(5.0))).unwrap();
         let allow = c.allow_list.unwrap();
         assert!(allow.contains(&tracker::InfoHash([0xab; 20])));
@@ -173,7 +176,10 @@ mod tests {
         assert_eq!(allow.len(), 2);
         assert_eq!(c.rate_limit.unwrap().burst, 10);
         std::fs::write(&file, "abc\n").unwrap();
-        assert!(matches!(config(&args(Some(file), None)), Err(CliError::BadInput(_))));
+        assert!(matches!(
+            config(&args(Some(file), None)),
+            Err(CliError::BadInput(_))
+        ));
         assert!(config(&args(None, Some(-1.0))).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }

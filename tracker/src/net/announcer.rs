@@ -116,7 +116,10 @@ impl Announcer {
 
 /// What the connection task of one `ws://` tracker is asked to do.
 enum WsCommand {
-    Announce(ClientMessage, oneshot::Sender<Result<AnnounceResponse, String>>),
+    Announce(
+        ClientMessage,
+        oneshot::Sender<Result<AnnounceResponse, String>>,
+    ),
     Send(ClientMessage),
 }
 
@@ -320,13 +323,8 @@ impl Drivers {
                 rx,
                 self.events.clone(),
             ));
-            self.ws.insert(
-                url.to_owned(),
-                WsLink {
-                    commands: tx,
-                    task,
-                },
-            );
+            self.ws
+                .insert(url.to_owned(), WsLink { commands: tx, task });
         }
         let msg = ClientMessage::Announce(WsAnnounce {
             info_hash: a.info_hash,

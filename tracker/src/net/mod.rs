@@ -13,10 +13,10 @@ pub use http_client::{
     HttpClientConfig, http_announce, http_announce_with, http_get, http_scrape, http_scrape_with,
 };
 pub use server::{HTTP_REQUEST_TIMEOUT, Listen, MAX_HTTP_REQUEST, TrackerServer};
-pub use udp_client::UdpTracker;
-pub use ws::WsTracker;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfigError, client_config, server_config};
+pub use udp_client::UdpTracker;
+pub use ws::WsTracker;
 
 /// Why a client request failed.
 #[derive(Debug, thiserror::Error)]

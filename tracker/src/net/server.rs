@@ -76,7 +76,11 @@ impl TrackerServer {
         Self::start(config, listen, Some(tokio_rustls::TlsAcceptor::from(tls))).await
     }
 
-    async fn start(config: ServerConfig, listen: Listen, tls: Option<Acceptor>) -> io::Result<Self> {
+    async fn start(
+        config: ServerConfig,
+        listen: Listen,
+        tls: Option<Acceptor>,
+    ) -> io::Result<Self> {
         let expire_every =
             (config.peer_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         let max_connections = config.max_connections.max(1);
@@ -180,7 +184,9 @@ async fn serve_udp(socket: UdpSocket, front: UdpServer, swarms: Arc<Mutex<Swarms
 
     let fd = socket.as_raw_fd();
     let mut bufs = vec![[0u8; UDP_BUF]; UDP_BATCH];
-    let mut replies: Vec<Vec<u8>> = (0..UDP_BATCH).map(|_| Vec::with_capacity(UDP_BUF)).collect();
+    let mut replies: Vec<Vec<u8>> = (0..UDP_BATCH)
+        .map(|_| Vec::with_capacity(UDP_BUF))
+        .collect();
     let mut received: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(UDP_BATCH);
     let mut to_send: Vec<(usize, SocketAddr)> = Vec::with_capacity(UDP_BATCH);
     loop {
@@ -247,8 +253,15 @@ async fn serve_udp(socket: UdpSocket, front: UdpServer, swarms: Arc<Mutex<Swarms
                     .collect();
                 let mut send_headers =
                     MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
-                let n = sendmmsg(fd, &mut send_headers, &slices, &addrs, [], MsgFlags::empty())?
-                    .count();
+                let n = sendmmsg(
+                    fd,
+                    &mut send_headers,
+                    &slices,
+                    &addrs,
+                    [],
+                    MsgFlags::empty(),
+                )?
+                .count();
                 Ok(n)
             });
             match r {
@@ -288,7 +301,13 @@ async fn serve_udp(socket: UdpSocket, front: UdpServer, swarms: Arc<Mutex<Swarms
                 Err(_) => continue,
             };
             out.clear();
-            front.handle_datagram(&mut lock(&swarms), Instant::now(), from, &buf[..n], &mut out);
+            front.handle_datagram(
+                &mut lock(&swarms),
+                Instant::now(),
+                from,
+                &buf[..n],
+                &mut out,
+            );
             if out.is_empty() {
                 continue;
             }

@@ -70,8 +70,7 @@ impl RateLimiter {
         let ip = ip.to_canonical();
         let burst = self.limit.burst as f64;
         let rate = self.limit.per_second;
-        if !self.buckets.contains_key(&ip) && self.buckets.len() >= self.limit.max_tracked.max(1)
-        {
+        if !self.buckets.contains_key(&ip) && self.buckets.len() >= self.limit.max_tracked.max(1) {
             self.buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
             });

@@ -373,13 +373,8 @@ impl Swarms {
         mut visit: impl FnMut(&PeerId, Reach),
     ) -> Result<AnnounceCounts, AnnounceRefused> {
         let stamp = self.stamp(now);
-        let (swarm, me) = match record(
-            &mut self.swarms,
-            &self.config,
-            &mut self.peers,
-            stamp,
-            req,
-        )? {
+        let (swarm, me) = match record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?
+        {
             Recorded::Gone(st) => return Ok(counts(&self.config, st)),
             Recorded::Stored(swarm, me) => (swarm, me),
         };
@@ -440,13 +435,8 @@ impl Swarms {
             });
         }
         let stamp = self.stamp(now);
-        let (swarm, me) = match record(
-            &mut self.swarms,
-            &self.config,
-            &mut self.peers,
-            stamp,
-            req,
-        )? {
+        let (swarm, me) = match record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?
+        {
             Recorded::Gone(st) => return Ok(counts(&self.config, st)),
             Recorded::Stored(swarm, me) => (swarm, me),
         };
@@ -681,7 +671,8 @@ fn record<'a>(
                 key: req.key.unwrap_or(0),
                 addr,
                 conn,
-                flags: if seeder { SEEDER } else { 0 } | if req.key.is_some() { HAS_KEY } else { 0 },
+                flags: if seeder { SEEDER } else { 0 }
+                    | if req.key.is_some() { HAS_KEY } else { 0 },
             };
             swarm.hot.push(Hot::of(&p));
             swarm.peers.push(p);
@@ -862,7 +853,10 @@ mod tests {
         let r = s.announce(t, &ann(4, 1000, 5, Event::Started)).unwrap();
         // Counts include everyone; the peer list only the address peer.
         assert_eq!((r.complete, r.incomplete), (1, 3));
-        assert_eq!(r.peers, vec![(PeerId([3; 20]), "127.0.0.3:1000".parse().unwrap())]);
+        assert_eq!(
+            r.peers,
+            vec![(PeerId([3; 20]), "127.0.0.3:1000".parse().unwrap())]
+        );
         let st = s.stats(&InfoHash([7; 20]));
         assert_eq!((st.complete, st.incomplete), (1, 3));
         assert_eq!(s.ws_peer_count(), 2);
@@ -873,7 +867,10 @@ mod tests {
             .unwrap();
         assert_eq!((c.complete, c.incomplete), (1, 3));
         assert_eq!(got, vec![(PeerId([1; 20]), Reach::Ws(ConnId(10)))]);
-        assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([1; 20])), Some(ConnId(10)));
+        assert_eq!(
+            s.peer_conn(&InfoHash([7; 20]), &PeerId([1; 20])),
+            Some(ConnId(10))
+        );
         assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([3; 20])), None);
     }
 
@@ -888,11 +885,16 @@ mod tests {
         let r = s.announce(t, &ann(2, 1000, 5, Event::Started)).unwrap();
         assert_eq!(r.peers.len(), 1);
         let mut got = vec![];
-        s.announce_with(t, &ws(3, 30, 5, Event::Started, 5), |id, r| got.push((*id, r)))
-            .unwrap();
+        s.announce_with(t, &ws(3, 30, 5, Event::Started, 5), |id, r| {
+            got.push((*id, r))
+        })
+        .unwrap();
         assert_eq!(got, vec![(PeerId([1; 20]), Reach::Ws(ConnId(10)))]);
         // The WebSocket closes: still listed by address.
-        assert_eq!(s.disconnect(ConnId(10), &PeerId([1; 20]), [InfoHash([7; 20])]), 0);
+        assert_eq!(
+            s.disconnect(ConnId(10), &PeerId([1; 20]), [InfoHash([7; 20])]),
+            0
+        );
         assert!(s.contains(&InfoHash([7; 20]), &PeerId([1; 20])));
         assert_eq!(s.peer_conn(&InfoHash([7; 20]), &PeerId([1; 20])), None);
         // Stopping by address removes it.
@@ -902,7 +904,10 @@ mod tests {
         // does nothing.
         s.announce(t, &ws(3, 31, 5, Event::Stopped, 0)).unwrap();
         assert!(s.contains(&InfoHash([7; 20]), &PeerId([3; 20])));
-        assert_eq!(s.disconnect(ConnId(30), &PeerId([3; 20]), [InfoHash([7; 20])]), 1);
+        assert_eq!(
+            s.disconnect(ConnId(30), &PeerId([3; 20]), [InfoHash([7; 20])]),
+            1
+        );
         assert_eq!(s.peer_count(), 1);
     }
 
@@ -916,15 +921,20 @@ mod tests {
             ..Default::default()
         });
         for p in 1..=5 {
-            s.announce(t, &ws(p, p as u64, 5, Event::Started, 0)).unwrap();
+            s.announce(t, &ws(p, p as u64, 5, Event::Started, 0))
+                .unwrap();
         }
         assert_eq!(s.peer_count(), 3);
         let mut n = 0;
-        s.announce_with(t, &ws(9, 9, 5, Event::None, 50), |_, _| n += 1).unwrap();
+        s.announce_with(t, &ws(9, 9, 5, Event::None, 50), |_, _| n += 1)
+            .unwrap();
         assert_eq!(n, 2);
         let mut other = ws(1, 1, 5, Event::Started, 0);
         other.info_hash = InfoHash([8; 20]);
-        assert!(matches!(s.announce(t, &other), Err(AnnounceRefused::NotAllowed(_))));
+        assert!(matches!(
+            s.announce(t, &other),
+            Err(AnnounceRefused::NotAllowed(_))
+        ));
         assert_eq!(s.expire(t + Duration::from_secs(181)), 3);
         assert_eq!((s.peer_count(), s.swarm_count()), (0, 0));
     }

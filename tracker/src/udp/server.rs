@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 
-use super::wire::{
-    AddrFamily, AnnounceRequest, Request, Response, request_transaction_id,
-};
+use super::wire::{AddrFamily, AnnounceRequest, Request, Response, request_transaction_id};
 use crate::server::{PeerAnnounce, Reach, Swarms};
 
 /// How long a connection id epoch lasts; an id is accepted in its epoch and the next one,

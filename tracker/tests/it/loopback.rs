@@ -367,9 +367,7 @@ async fn per_ip_rate_limit_over_udp_and_http() {
         }
         .encode(&mut pkt);
         sock.send(&pkt).await.unwrap();
-        if let Ok(r) =
-            tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await
-        {
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), sock.recv(&mut buf)).await {
             r.unwrap();
             answered += 1;
         }

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rivulet_tracker::net::{
-    HttpClientConfig, Listen, TrackerError, TrackerServer, WsTracker, client_config,
-    http_announce, http_announce_with, http_scrape_with, server_config,
+    HttpClientConfig, Listen, TrackerError, TrackerServer, WsTracker, client_config, http_announce,
+    http_announce_with, http_scrape_with, server_config,
 };
 use rivulet_tracker::server::ServerConfig;
 use rivulet_tracker::ws::{ClientMessage, ServerMessage, WsAnnounce};
@@ -63,16 +63,27 @@ async fn https_and_wss_against_rivulet_tls_server() {
     let url = s.http_url().unwrap();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let cfg = trusting_test_ca();
-    http_announce_with(&url, &ann(1, 6001, 0), &cfg).await.unwrap();
-    let r = http_announce_with(&url, &ann(2, 6002, 5), &cfg).await.unwrap();
-    assert_eq!(r.peers, vec!["127.0.0.1:6001".parse::<SocketAddr>().unwrap()]);
-    let st = http_scrape_with(&url, &[InfoHash([0x5e; 20])], &cfg).await.unwrap();
+    http_announce_with(&url, &ann(1, 6001, 0), &cfg)
+        .await
+        .unwrap();
+    let r = http_announce_with(&url, &ann(2, 6002, 5), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.peers,
+        vec!["127.0.0.1:6001".parse::<SocketAddr>().unwrap()]
+    );
+    let st = http_scrape_with(&url, &[InfoHash([0x5e; 20])], &cfg)
+        .await
+        .unwrap();
     assert_eq!((st[0].1.complete, st[0].1.incomplete), (1, 1));
 
     // wss:// on the same port, same swarm.
     let ws_url = s.ws_url().unwrap();
     assert!(ws_url.starts_with("wss://"), "{ws_url}");
-    let mut w = WsTracker::connect_with(&ws_url, cfg.tls.clone()).await.unwrap();
+    let mut w = WsTracker::connect_with(&ws_url, cfg.tls.clone())
+        .await
+        .unwrap();
     w.send(&ClientMessage::Announce(WsAnnounce {
         info_hash: InfoHash([0x5e; 20]),
         peer_id: PeerId([3; 20]),
@@ -91,7 +102,14 @@ async fn https_and_wss_against_rivulet_tls_server() {
         .unwrap()
         .unwrap();
     assert!(
-        matches!(m, ServerMessage::AnnounceReply { complete: 1, incomplete: 2, .. }),
+        matches!(
+            m,
+            ServerMessage::AnnounceReply {
+                complete: 1,
+                incomplete: 2,
+                ..
+            }
+        ),
         "{m:?}"
     );
 
@@ -161,8 +179,14 @@ srv.serve_forever()
         let r = http_announce_with(&url, &ann(1, 6001, 5), &trusting_test_ca())
             .await
             .unwrap();
-        assert_eq!((r.complete, r.incomplete, r.interval), (Some(1), Some(2), 900));
-        assert_eq!(r.peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            (r.complete, r.incomplete, r.interval),
+            (Some(1), Some(2), 900)
+        );
+        assert_eq!(
+            r.peers,
+            vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]
+        );
     }
     let _ = child.kill().await;
 }

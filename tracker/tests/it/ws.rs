@@ -200,7 +200,11 @@ async fn ws_udp_and_http_peers_share_one_swarm() {
     .unwrap();
     assert!(matches!(
         next(&mut w).await,
-        ServerMessage::AnnounceReply { complete: 1, incomplete: 0, .. }
+        ServerMessage::AnnounceReply {
+            complete: 1,
+            incomplete: 0,
+            ..
+        }
     ));
 
     // A UDP leecher sees the WebSocket seeder in its counts but not in its peer list.
