@@ -262,7 +262,7 @@ pub const MAX_BYTES_PER_PEER: usize = 256;
 /// in two vectors, plus a 24-byte index entry and one control byte in a hash table (7/16 to
 /// 7/8 full): about 120 bytes typically and at most [`MAX_BYTES_PER_PEER`] (256) bytes per
 /// peer at the peak peer count, growth slack included ([`expire`](Self::expire) gives back
-/// slack once a swarm has shrunk to a quarter). A swarm adds about 170 bytes. No allocation
+/// slack once a swarm has shrunk to a quarter). A swarm adds about 200 bytes. No allocation
 /// depends on what a client claims.
 #[derive(Debug)]
 pub struct Swarms {
