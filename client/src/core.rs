@@ -59,6 +59,9 @@ pub struct CoreConfig {
     pub max_outstanding: usize,
     /// Our listening port, announced in the extension handshake.
     pub listen_port: Option<u16>,
+    /// Our DHT node's UDP port: sent in a BEP 5 `port` message to peers that set the
+    /// DHT bit, and peers' `port` messages become [`Action::DhtNode`]. `None`: no DHT.
+    pub dht_port: Option<u16>,
 }
 
 /// A connection the driver established.
@@ -87,6 +90,8 @@ pub enum Action {
     CheckPiece(u32, Vec<u8>),
     /// Read these blocks for the peer; then call [`TorrentCore::handle_blocks_read`].
     Read(PeerKey, Vec<BlockRequest>),
+    /// A peer's DHT node (from its BEP 5 `port` message): ping it, add it to the table.
+    DhtNode(SocketAddr),
     /// Every wanted piece is stored: complete the files (create empty ones, flush), then
     /// call [`TorrentCore::handle_finished`].
     Finish,
@@ -130,6 +135,9 @@ struct CorePeer {
     peer_id: PeerId,
     addr: Option<SocketAddr>,
     listen_addr: Option<SocketAddr>,
+    /// Whether the peer's BEP 5 `port` was passed on (once per connection: a peer
+    /// cannot make us ping a stream of addresses).
+    dht_port_seen: bool,
     outgoing: bool,
     unchoked: bool,
     strikes: u32,
@@ -279,6 +287,7 @@ impl TorrentCore {
             uploaded: self.uploaded,
             peers: self.peers.len(),
             hash_failures: self.hash_failures,
+            peers_banned: self.banned_ids.len(),
             complete: self.complete,
             error: self.error.clone(),
             ..Status::default()
@@ -395,6 +404,11 @@ impl TorrentCore {
             self.ext.advertise(&mut hs);
             state.send_extension_handshake(&hs);
         }
+        if let Some(port) = self.config.dht_port
+            && both.dht()
+        {
+            state.send(Message::Port(port));
+        }
         state.send_availability(&self.picker.bitfield());
         let _ = state.handle_timeout(now);
         self.peers.insert(
@@ -404,6 +418,7 @@ impl TorrentCore {
                 peer_id: p.peer_id,
                 addr: p.addr,
                 listen_addr: if p.outgoing { p.addr } else { None },
+                dht_port_seen: false,
                 outgoing: p.outgoing,
                 unchoked: false,
                 strikes: 0,
@@ -694,6 +709,15 @@ impl TorrentCore {
                         }
                     }
                 }
+                Event::Port(port) => {
+                    if let (true, Some(a)) = (self.config.dht_port.is_some(), p.addr)
+                        && port != 0
+                        && !std::mem::replace(&mut p.dht_port_seen, true)
+                    {
+                        self.actions
+                            .push_back(Action::DhtNode(SocketAddr::new(a.ip(), port)));
+                    }
+                }
                 Event::Choked | Event::Unchoked => {}
                 Event::Other(Message::Hashes(h)) => {
                     if self
@@ -896,6 +920,7 @@ mod tests {
             max_unchoked: 4,
             max_outstanding: 16,
             listen_port: None,
+            dht_port: None,
         };
         let pc = PeerConfig::new(layout.piece_count(), PIECE, total as u64);
         Node {
@@ -956,6 +981,7 @@ mod tests {
                 Action::Finish => a.core.handle_finished(Ok(())),
                 Action::HashRequest(..) | Action::CheckHashes(..) => {}
                 Action::Connect(_) => {}
+                Action::DhtNode(_) => {}
             }
         }
         any
@@ -1109,6 +1135,52 @@ mod tests {
         );
     }
 
+    /// BEP 5: with the DHT on, each side sends its DHT port to a peer that set the DHT
+    /// bit; the other side turns it into a node address. Without the bit, nothing.
+    #[test]
+    fn port_messages_when_both_set_the_dht_bit() {
+        let total = 2 * PIECE as usize;
+        let now = Instant::now();
+        for (bit, expect) in [(true, true), (false, false)] {
+            let mut a = node(1, content(total), true, total);
+            let mut b = node(2, vec![0; total], false, total);
+            a.core.config.dht_port = Some(6881);
+            b.core.config.dht_port = Some(7777);
+            let reserved = Reserved::STANDARD.with_dht(bit);
+            let ka = a.core.handle_connect(
+                now,
+                NewPeer {
+                    peer_id: PeerId([2; 20]),
+                    reserved,
+                    addr: Some("10.0.0.2:50000".parse().unwrap()),
+                    outgoing: true,
+                },
+            );
+            let mut sent_port = None;
+            while let Some(act) = a.core.poll_action() {
+                if let Action::Send(_, Message::Port(p)) = act {
+                    sent_port = Some(p);
+                }
+            }
+            assert_eq!(sent_port, expect.then_some(6881));
+            // b's PORT message reaches a.
+            a.core.handle_message(now, ka.unwrap(), Message::Port(7777));
+            let mut node_addr = None;
+            while let Some(act) = a.core.poll_action() {
+                if let Action::DhtNode(addr) = act {
+                    node_addr = Some(addr);
+                }
+            }
+            assert_eq!(node_addr, Some("10.0.0.2:7777".parse().unwrap()));
+            // Only the first per connection.
+            a.core.handle_message(now, ka.unwrap(), Message::Port(7778));
+            while let Some(act) = a.core.poll_action() {
+                assert!(!matches!(act, Action::DhtNode(_)), "a second port message");
+            }
+            let _ = &mut b;
+        }
+    }
+
     #[test]
     fn a_lying_seed_is_banned() {
         let total = 3 * PIECE as usize;
@@ -1127,6 +1199,7 @@ mod tests {
         assert!(!s.complete);
         assert!(s.hash_failures >= 2, "{s:?}");
         assert_eq!(s.peers, 0);
+        assert_eq!(s.peers_banned, 1);
         // It may not come back.
         connect(&mut leech, &mut seed, now);
         assert_eq!(leech.key_of_other, None);
@@ -1227,6 +1300,7 @@ mod tests {
                             Action::Finish => self.nodes[i].core.handle_finished(Ok(())),
                             Action::HashRequest(..) | Action::CheckHashes(..) => {}
                             Action::Connect(_) => {}
+                            Action::DhtNode(_) => {}
                         }
                     }
                     for (j, kj, msg) in out {

@@ -241,6 +241,7 @@ mod tests {
                 max_unchoked: 4,
                 max_outstanding: 16,
                 listen_port: Some(6000 + u16::from(id)),
+                dht_port: None,
             };
             let mut c = TorrentCore::new(config, pc, Picker::new(&layout, 1));
             c.set_info(info.clone(), private);

@@ -29,8 +29,12 @@
 //!   torrent with metadata serves it to others.
 //! - [`pex`]: peer exchange (BEP 11) both ways, off on private torrents.
 //!
-//! Not yet: trackers, DHT, uTP, WebRTC, rate limits, choking by rate (upload slots go
-//! to interested peers first come, first served).
+//! - [`discovery`] and [`lsd`]: where peers come from: each torrent's trackers (BEP 3,
+//!   12, 15), the session's DHT node (BEP 5, [`Config::dht`]) and local service
+//!   discovery (BEP 14, [`Config::lsd`]); private torrents (BEP 27) use trackers only.
+//!
+//! Not yet: uTP, WebRTC, rate limits, choking by rate (upload slots go to interested
+//! peers first come, first served).
 //!
 //! A seed and a leech in one process, on loopback:
 //!
@@ -145,9 +149,11 @@
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod discovery;
 mod ext;
 mod fetch;
 pub mod hashes;
+pub mod lsd;
 pub mod metadata;
 pub mod pex;
 pub mod picker;
@@ -158,7 +164,9 @@ pub mod source;
 pub mod storage;
 pub mod torrent;
 
+pub use discovery::{DiscoveryStatus, TrackerStatus};
+pub use lsd::LsdConfig;
 pub use reader::FileReader;
-pub use session::{Config, Session};
+pub use session::{Config, DhtConfig, Session};
 pub use source::{SourceError, TorrentSource};
 pub use torrent::{AddOptions, FileStatus, Phase, Resume, Status, TorrentError, TorrentHandle};

@@ -2,9 +2,14 @@
 //!
 //! The CLI (and later the daemon API) call these methods; no protocol logic lives in
 //! either.
+//!
+//! The session owns discovery: an optional DHT node ([`Config::dht`]) shared by every
+//! torrent, optional local service discovery ([`Config::lsd`]), and per torrent a
+//! tracker announcer (see [`crate::discovery`]).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,14 +17,32 @@ use handshake::{
     Config as HsConfig, EncryptionPolicy, Listener, Options, PeerId, Registrar, Reserved,
 };
 use metainfo::{InfoHash, InfoHashV1};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
+use tracker::net::AnnouncerConfig;
 
+use crate::discovery;
+use crate::lsd::{Lsd, LsdConfig};
 use crate::metadata::MetadataConfig;
 use crate::source::TorrentSource;
 use crate::torrent::{self, AddOptions, TorrentError, TorrentHandle};
 
+/// The session's DHT node.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DhtConfig {
+    /// The UDP address (default: the listening address's IP and port, so peers'
+    /// `port` messages and our announces agree; `0.0.0.0:0` when not listening; an
+    /// ephemeral port if that one is taken).
+    pub bind: Option<SocketAddr>,
+    /// Bootstrap nodes as `host:port` (default `None`: the public routers in
+    /// [`dht::DEFAULT_BOOTSTRAP`]; an empty list waits to be contacted).
+    pub bootstrap: Option<Vec<String>>,
+    /// Where to keep the node id and routing table across runs (default: nowhere).
+    pub state_file: Option<PathBuf>,
+}
+
 /// Session settings. Every default is documented on its field.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Our peer id (default: `-RV0100-` and 12 random bytes).
@@ -50,6 +73,19 @@ pub struct Config {
     /// Limits of fetching metadata for magnet links and bare info hashes (BEP 9;
     /// default: info dictionaries up to 16 MiB, see [`MetadataConfig`]).
     pub metadata: MetadataConfig,
+    /// The Mainline DHT (default `None`: off; the `rivulet` CLI turns it on unless
+    /// `--no-dht`). Never used for private torrents.
+    pub dht: Option<DhtConfig>,
+    /// BEP 14 local service discovery (default `None`: off; needs [`Config::listen`]).
+    /// Never used for private torrents.
+    pub lsd: Option<LsdConfig>,
+    /// Tracker timing: backoff, intervals, UDP retransmissions (default: the tracker
+    /// crate's defaults, with at most 2 UDP retransmissions per announce).
+    pub trackers: AnnouncerConfig,
+    /// The running DHT node's UDP port (set by the session).
+    pub(crate) dht_port: Option<u16>,
+    /// Where torrents send peers' DHT nodes (set by the session).
+    pub(crate) dht_nodes: Option<mpsc::Sender<SocketAddr>>,
 }
 
 impl Default for Config {
@@ -66,14 +102,24 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             reconnect_interval: Duration::from_secs(3),
             metadata: MetadataConfig::default(),
+            dht: None,
+            lsd: None,
+            trackers: {
+                let mut t = AnnouncerConfig::default();
+                t.udp.max_retransmits = 2;
+                t
+            },
+            dht_port: None,
+            dht_nodes: None,
         }
     }
 }
 
 impl Config {
-    /// The extension bits we set: BEP 10 extensions and BEP 6 fast (no DHT yet).
+    /// The extension bits we set: BEP 10 extensions, BEP 6 fast, and BEP 5 DHT when
+    /// [`Config::dht`] is on.
     pub fn reserved(&self) -> Reserved {
-        Reserved::STANDARD.with_dht(false)
+        Reserved::STANDARD.with_dht(self.dht.is_some())
     }
 
     pub(crate) fn handshake_config(&self) -> HsConfig {
@@ -82,6 +128,9 @@ impl Config {
         c
     }
 }
+
+/// Peers' DHT nodes (from `port` messages) queued for a ping at most.
+const DHT_NODE_QUEUE: usize = 256;
 
 /// The session-wide connection budget every torrent draws from.
 #[derive(Debug, Clone)]
@@ -191,8 +240,8 @@ fn wire_keys(hash: InfoHash) -> Vec<InfoHashV1> {
     keys
 }
 
-/// A BitTorrent session: a peer id, an optional listening socket, and the torrents it
-/// runs.
+/// A BitTorrent session: a peer id, an optional listening socket, the DHT node, LSD,
+/// and the torrents it runs.
 ///
 /// The session owns its torrents: a [`TorrentHandle`] is a cheap, cloneable view of
 /// one, and dropping handles does not stop it. [`Session::torrents`] lists them,
@@ -200,7 +249,10 @@ fn wire_keys(hash: InfoHash) -> Vec<InfoHashV1> {
 /// [`Session::remove`]) takes one out, optionally deleting its files. Dropping the
 /// session stops every torrent it runs. Connections count against the torrent's
 /// [`Config::max_peers`] and the session's [`Config::max_connections`]; outgoing
-/// connects in progress against [`Config::max_half_open`].
+/// connects in progress against [`Config::max_half_open`]. Each torrent's peers are
+/// found through its trackers, the session's DHT node and LSD (see
+/// [`crate::discovery`]); removing, closing or shutting down a torrent tells its
+/// trackers `stopped`.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
@@ -209,6 +261,9 @@ pub struct Session {
     listener_task: Option<tokio::task::JoinHandle<()>>,
     torrents: Arc<Torrents>,
     limits: Limits,
+    dht: Option<dht::Dht>,
+    dht_task: Option<tokio::task::JoinHandle<()>>,
+    lsd: Option<Lsd>,
 }
 
 impl Session {
@@ -231,6 +286,36 @@ impl Session {
         let mut config = config;
         // The bound address (the port, when 0 was asked for), announced to peers.
         config.listen = listen_addr;
+        let (mut dht, mut dht_task) = (None, None);
+        if let Some(d) = &config.dht {
+            match start_dht(d, listen_addr).await {
+                Ok(node) => {
+                    tracing::info!(addr = %node.local_addr(), id = %node.id(), "DHT node started");
+                    let (tx, rx) = mpsc::channel(DHT_NODE_QUEUE);
+                    config.dht_port = Some(node.local_addr().port());
+                    config.dht_nodes = Some(tx);
+                    dht_task = Some(tokio::spawn(ping_nodes(node.clone(), rx)));
+                    dht = Some(node);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the DHT could not start; going on without it")
+                }
+            }
+        }
+        let lsd = match (&config.lsd, listen_addr) {
+            (Some(c), Some(addr)) => match Lsd::start(c.clone(), addr.port()).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "local service discovery could not start");
+                    None
+                }
+            },
+            (Some(_), None) => {
+                tracing::warn!("local service discovery needs a listening socket: off");
+                None
+            }
+            _ => None,
+        };
         Ok(Session {
             limits: Limits::new(&config),
             config,
@@ -238,7 +323,20 @@ impl Session {
             registrar,
             listener_task,
             torrents: Arc::default(),
+            dht,
+            dht_task,
+            lsd,
         })
+    }
+
+    /// The session's DHT node, if it runs.
+    pub fn dht(&self) -> Option<&dht::Dht> {
+        self.dht.as_ref()
+    }
+
+    /// The local service discovery socket's address, if LSD runs.
+    pub fn lsd_addr(&self) -> Option<SocketAddr> {
+        self.lsd.as_ref().map(Lsd::local_addr)
     }
 
     /// The bound listening address, if listening.
@@ -266,6 +364,9 @@ impl Session {
     /// A torrent is in a session once: adding one that shares an info hash (v1, or v2)
     /// with a torrent the session runs fails with [`TorrentError::Duplicate`], and
     /// [`Session::get`] gives that torrent's handle.
+    /// The peers its trackers (the torrent's or the link's, and [`AddOptions::trackers`]), the DHT and
+    /// LSD find are dialed too; a private torrent (BEP 27) uses its trackers and the
+    /// given peers only.
     pub async fn add(
         &self,
         source: impl Into<TorrentSource>,
@@ -307,8 +408,11 @@ impl Session {
         };
         // If this future is dropped before the torrent runs, the hash is free again.
         let mut claim = Claim(Some(membership.clone()));
+        let info_hash = hash.wire_id();
+        // Privacy is known with the metadata; a magnet link is treated as public.
+        let private = source.torrent().is_some_and(|t| t.info.private);
         let incoming = self.registrar.as_ref().map(|r| {
-            let rx = r.register(hash.wire_id(), 64);
+            let rx = r.register(info_hash, 64);
             match hash {
                 // Peers that know only the v2 hash reach a hybrid torrent too.
                 InfoHash::Hybrid(_, v2) => {
@@ -317,10 +421,17 @@ impl Session {
                 _ => rx,
             }
         });
+        let mut config = self.config.clone();
+        if private {
+            config.dht = None;
+            config.dht_port = None;
+            config.dht_nodes = None;
+        }
+        let extra = options.trackers.clone();
         let started = match source.torrent() {
             Some(torrent) => {
                 torrent::start(
-                    self.config,
+                    config,
                     self.limits.clone(),
                     torrent,
                     dir.as_ref(),
@@ -330,7 +441,7 @@ impl Session {
                 .await
             }
             None => Ok(crate::fetch::start(
-                self.config,
+                config,
                 self.limits.clone(),
                 &source,
                 dir.as_ref().to_path_buf(),
@@ -342,6 +453,23 @@ impl Session {
         match started {
             Ok(handle) => {
                 handle.join(membership);
+                let params = discovery::Params {
+                    info_hash: info_hash.0,
+                    peer_id: self.config.peer_id.0,
+                    port: self.listen_addr.map_or(0, |a| a.port()),
+                    listen: self.listen_addr,
+                    tiers: source.trackers(),
+                    extra,
+                    announcer: self.config.trackers.clone(),
+                    dht: if private { None } else { self.dht.clone() },
+                    lsd: match (&self.lsd, private) {
+                        (Some(l), false) => Some(l.register(info_hash.0)),
+                        _ => None,
+                    },
+                    status: handle.subscribe(),
+                    sink: handle.peer_sink(),
+                };
+                handle.set_discovery(discovery::spawn(params));
                 let mut entries = self
                     .torrents
                     .entries
@@ -405,6 +533,9 @@ impl Drop for Session {
         if let Some(t) = &self.listener_task {
             t.abort();
         }
+        if let Some(t) = &self.dht_task {
+            t.abort();
+        }
         let entries = std::mem::take(
             &mut *self
                 .torrents
@@ -414,6 +545,45 @@ impl Drop for Session {
         );
         for h in entries.iter().filter_map(|e| e.handle.as_ref()) {
             h.stop_task();
+        }
+    }
+}
+
+/// Binds and starts the DHT node.
+async fn start_dht(c: &DhtConfig, listen: Option<SocketAddr>) -> Result<dht::Dht, dht::Error> {
+    let any = SocketAddr::from(([0, 0, 0, 0], 0));
+    let bind = c.bind.or(listen).unwrap_or(any);
+    let builder = |bind: SocketAddr| {
+        let mut b = dht::Dht::builder().bind(bind);
+        if let Some(nodes) = &c.bootstrap {
+            b = b.bootstrap_hosts(nodes.clone());
+        }
+        if let Some(f) = &c.state_file {
+            b = b.state_file(f.clone());
+        }
+        b
+    };
+    match builder(bind).build().await {
+        Err(dht::Error::Io(e)) if bind.port() != 0 => {
+            tracing::debug!(%bind, error = %e, "DHT port taken; using another");
+            builder(SocketAddr::new(bind.ip(), 0)).build().await
+        }
+        r => r,
+    }
+}
+
+/// Pings the DHT nodes peers told us about (BEP 5 `port`), each once.
+async fn ping_nodes(dht: dht::Dht, mut rx: mpsc::Receiver<SocketAddr>) {
+    let mut seen = HashSet::new();
+    while let Some(addr) = rx.recv().await {
+        if seen.len() >= 4096 {
+            seen.clear();
+        }
+        if seen.insert(addr) {
+            tracing::debug!(%addr, "pinging a peer's DHT node");
+            if dht.ping(addr).is_err() {
+                return;
+            }
         }
     }
 }

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
+use crate::discovery::{Discovery, DiscoveryStatus};
 use crate::picker::{NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
 use crate::resume;
@@ -89,6 +90,8 @@ pub struct Status {
     pub peers: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u64,
+    /// Peers banned for sending data that failed hash checks.
+    pub peers_banned: usize,
     /// Every wanted piece is verified and stored.
     pub complete: bool,
     /// The torrent stopped on a storage error (the message), if it did.
@@ -154,6 +157,9 @@ pub struct AddOptions {
     /// before fetching the metadata): nothing is connected until
     /// [`TorrentHandle::resume`].
     pub paused: bool,
+    /// Trackers to announce to besides the torrent's own (`udp://`, `http://`), as one
+    /// more tier announced independently of the torrent's tiers.
+    pub trackers: Vec<String>,
 }
 
 impl AddOptions {
@@ -225,12 +231,30 @@ impl Shared {
     }
 }
 
+/// Where discovery hands the addresses it finds: the torrent's command channel, the
+/// path [`TorrentHandle::add_peer`] uses.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerSink(mpsc::UnboundedSender<TorrentCmd>);
+
+impl PeerSink {
+    pub(crate) fn add(&self, addr: SocketAddr) {
+        let _ = self.0.send(TorrentCmd::AddPeer(addr));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn channel() -> (PeerSink, mpsc::UnboundedReceiver<TorrentCmd>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (PeerSink(tx), rx)
+    }
+}
+
 /// A torrent of a [`Session`](crate::Session): a cheap, cloneable view of it.
 ///
 /// The session owns the torrent: dropping handles does not stop it;
 /// [`remove`](Self::remove), [`close`](Self::close) and [`shutdown`](Self::shutdown)
-/// do (and take it out of the session), as does dropping the session. A torrent
-/// whose session is gone stops when its last handle is dropped.
+/// do (and take it out of the session, telling its trackers `stopped`), as does
+/// dropping the session. A torrent whose session is gone stops when its last handle is
+/// dropped.
 #[derive(Clone)]
 pub struct TorrentHandle {
     inner: Arc<HandleInner>,
@@ -247,6 +271,9 @@ pub(crate) struct HandleInner {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     trackers: Vec<Vec<String>>,
     membership: OnceLock<Membership>,
+    /// Its peer discovery (trackers, DHT, LSD), set by the session right after the
+    /// torrent starts; taken out when the torrent is removed.
+    discovery: Mutex<Option<Discovery>>,
 }
 
 impl Drop for HandleInner {
@@ -296,6 +323,7 @@ impl TorrentHandle {
                 task: Mutex::new(Some(task)),
                 trackers,
                 membership: OnceLock::new(),
+                discovery: Mutex::new(None),
             }),
         }
     }
@@ -308,6 +336,7 @@ impl TorrentHandle {
     /// Stops the torrent's task (the session is going away).
     pub(crate) fn stop_task(&self) {
         self.inner.abort.abort();
+        self.stop_discovery();
     }
 
     fn leave(&self) {
@@ -348,13 +377,23 @@ impl TorrentHandle {
     /// deletes the files of the torrent under the download directory (only those:
     /// paths from the torrent's file list, confined to the directory; directories the
     /// torrent's files leave empty; its resume file); without, writes the resume file
-    /// first, like [`close`](Self::close).
+    /// first, like [`close`](Self::close). Either way, it then waits (at most
+    /// [`STOP_TIMEOUT`](crate::discovery::STOP_TIMEOUT)) until its trackers have been
+    /// told `stopped`.
     pub async fn remove(&self, delete_files: bool) -> Result<(), TorrentError> {
         self.leave();
-        if !delete_files {
+        let result = if delete_files {
+            self.remove_with_files().await
+        } else {
             self.close().await;
-            return Ok(());
-        }
+            Ok(())
+        };
+        self.finish_discovery().await;
+        result
+    }
+
+    /// Stops the torrent, then deletes its files.
+    async fn remove_with_files(&self) -> Result<(), TorrentError> {
         let shared = self.inner.shared.get().cloned();
         if let Some(shared) = &shared {
             // No write starts after this (and none is under way once we hold it).
@@ -421,22 +460,63 @@ impl TorrentHandle {
         }
     }
 
+    /// Where its peers came from (trackers, DHT, LSD); `None` if the torrent was not
+    /// added through a [`Session`](crate::Session).
+    pub fn discovery(&self) -> Option<DiscoveryStatus> {
+        self.lock_discovery().as_ref().map(Discovery::status)
+    }
+
+    fn lock_discovery(&self) -> std::sync::MutexGuard<'_, Option<Discovery>> {
+        self.inner
+            .discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells discovery to leave: the trackers hear `stopped` in the background.
+    fn stop_discovery(&self) {
+        if let Some(d) = self.lock_discovery().as_ref() {
+            d.stop();
+        }
+    }
+
+    /// Tells the trackers `stopped` and waits (at most
+    /// [`STOP_TIMEOUT`](crate::discovery::STOP_TIMEOUT)) for their answers.
+    async fn finish_discovery(&self) {
+        let d = self.lock_discovery().take();
+        if let Some(mut d) = d {
+            d.finish().await;
+        }
+    }
+
+    pub(crate) fn peer_sink(&self) -> PeerSink {
+        PeerSink(self.inner.cmd.clone())
+    }
+
+    pub(crate) fn set_discovery(&self, d: Discovery) {
+        *self.lock_discovery() = Some(d);
+    }
+
     /// Stops the torrent and closes its connections at once (no resume file is
-    /// written), and takes it out of its session.
+    /// written), and takes it out of its session. Its trackers are told `stopped` in
+    /// the background (use [`remove`](Self::remove) to wait for that).
     pub fn shutdown(&self) {
         self.inner.abort.abort();
+        self.stop_discovery();
         self.leave();
     }
 
     /// Writes the resume file (after flushing the data), then stops the torrent,
     /// closes its connections and takes it out of its session. Returns when that is
-    /// done (at once if it already stopped).
+    /// done (at once if it already stopped). Its trackers are told `stopped` in the
+    /// background (use [`remove`](Self::remove) to wait for that).
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.inner.cmd.send(TorrentCmd::Close(tx)).is_ok() {
             let _ = rx.await;
         }
         self.inner.abort.abort();
+        self.stop_discovery();
         self.leave();
     }
 
@@ -740,6 +820,7 @@ pub(crate) async fn prepare(
             max_unchoked: config.max_unchoked,
             max_outstanding: config.max_outstanding,
             listen_port: config.listen.map(|a| a.port()),
+            dht_port: config.dht_port,
         },
         peer_config,
         picker,
@@ -1342,6 +1423,11 @@ impl Driver {
                     };
                     self.core
                         .handle_hashes_checked(Instant::now(), key, h.request, ok);
+                }
+                Action::DhtNode(addr) => {
+                    if let Some(tx) = &self.config.dht_nodes {
+                        let _ = tx.try_send(addr);
+                    }
                 }
                 Action::Finish => {
                     let (storage, utx) = (self.storage.clone(), utx.clone());

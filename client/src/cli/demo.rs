@@ -1,19 +1,21 @@
 //! `rivulet demo`: an offline swarm on loopback. It makes sample content and its torrent,
-//! starts a tracker (UDP and HTTP), a seeder and several leechers in this process; the
-//! leechers find each other through the tracker and trade pieces among themselves as
-//! well as with the seeder. It shows progress, verifies every byte and prints a summary.
+//! starts a tracker (UDP and HTTP), a seeder and several leechers in this process; each
+//! session announces the torrent to the tracker named in it (the session's own tracker
+//! announcing, as for any torrent), so the leechers find the seeder and each other and
+//! trade pieces among themselves as well as with the seeder. It shows progress, verifies every byte and prints a summary.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+
 use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use metainfo::{Torrent, TorrentBuilder, Version};
 use rivulet::{AddOptions, Config, Session, TorrentHandle};
-use tracker::net::{Listen, TrackerServer, UdpTracker};
+use tracker::net::{Listen, TrackerServer};
 use tracker::server::ServerConfig;
-use tracker::udp::UdpClientConfig;
-use tracker::{Announce, Event};
 
 use super::{CliError, human_bytes};
 
@@ -71,34 +73,6 @@ fn make_content(root: &Path, total: u64) -> Result<PathBuf, CliError> {
             .map_err(io("writing the sample content"))?;
     }
     Ok(content)
-}
-
-async fn announce(
-    tracker: SocketAddr,
-    torrent: &Torrent,
-    port: u16,
-    left: u64,
-) -> Result<Vec<SocketAddr>, CliError> {
-    let cfg = UdpClientConfig {
-        retransmit_base: Duration::from_millis(500),
-        max_retransmits: 2,
-        ..UdpClientConfig::default()
-    };
-    let mut t = UdpTracker::connect_addr(tracker, cfg)
-        .await
-        .map_err(|e| CliError::Io(format!("tracker {tracker}: {e}")))?;
-    let mut a = Announce::new(
-        tracker::InfoHash(torrent.info_hash.wire_id().0),
-        tracker::PeerId(rand::random()),
-        port,
-    );
-    a.left = left;
-    a.event = Event::Started;
-    let r = t
-        .announce(a)
-        .await
-        .map_err(|e| CliError::Io(format!("announce to {tracker}: {e}")))?;
-    Ok(r.peers)
 }
 
 /// Runs `rivulet demo`.
@@ -195,11 +169,10 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
     let seed_addr = seeder
         .listen_addr()
         .ok_or_else(|| CliError::Io("the seeder is not listening".into()))?;
-    announce(udp, &torrent, seed_addr.port(), 0).await?;
     println!("seeder    {seed_addr}");
 
-    // 4. Leechers: each announces, dials the peers the tracker returns, and serves the
-    //    pieces it has to the others.
+    // 4. Leechers: each session announces to the torrent's tracker, dials the peers it
+    //    returns, and serves the pieces it has to the others.
     let start = Instant::now();
     let mut leechers: Vec<(Session, TorrentHandle, PathBuf)> = Vec::new();
     for i in 0..a.leechers {
@@ -214,28 +187,49 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
         let me = s
             .listen_addr()
             .ok_or_else(|| CliError::Io("a leecher is not listening".into()))?;
-        let peers = announce(udp, &torrent, me.port(), total).await?;
-        for p in peers.iter().filter(|p| **p != me) {
-            h.add_peer(*p);
-        }
-        println!(
-            "leech-{}   {me}, {} peers from the tracker",
-            i + 1,
-            peers.iter().filter(|p| **p != me).count()
-        );
+        println!("leech-{}   {me}", i + 1);
         leechers.push((s, h, dir));
     }
 
-    // 5. Progress until everyone is done.
+    // 5. Progress until everyone is done: a bar per leecher on a terminal, plain lines
+    //    otherwise.
     let deadline = start + Duration::from_secs(a.timeout);
     let mut last_print = Instant::now() - Duration::from_secs(1);
+    let bars = std::io::stdout().is_terminal().then(|| {
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30.cyan/blue}] {binary_bytes}/{binary_total_bytes} \
+             {binary_bytes_per_sec} {msg} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars: Vec<ProgressBar> = leechers
+            .iter()
+            .enumerate()
+            .map(|(i, (_, h, _))| {
+                let b = multi.add(ProgressBar::new(h.status().wanted_bytes));
+                b.set_style(style.clone());
+                b.set_prefix(format!("leech-{}", i + 1));
+                b
+            })
+            .collect();
+        (multi, bars)
+    });
     loop {
         let statuses: Vec<_> = leechers.iter().map(|(_, h, _)| h.status()).collect();
         if let Some(e) = statuses.iter().find_map(|s| s.error.clone()) {
             return Err(CliError::Io(format!("a leecher stopped: {e}")));
         }
         let done = statuses.iter().all(|s| s.complete);
-        if done || last_print.elapsed() >= Duration::from_millis(500) {
+        if let Some((_, bars)) = &bars {
+            for (b, s) in bars.iter().zip(&statuses) {
+                b.set_position(s.have_bytes);
+                b.set_message(format!("{} peers", s.peers));
+                if s.complete && !b.is_finished() {
+                    b.finish();
+                }
+            }
+        } else if done || last_print.elapsed() >= Duration::from_millis(500) {
             last_print = Instant::now();
             let line: Vec<String> = statuses
                 .iter()
@@ -310,8 +304,32 @@ async fn demo(a: DemoArgs, root: PathBuf) -> Result<(), CliError> {
         human_bytes(from_seed),
         human_bytes(moved.saturating_sub(from_seed))
     );
-    drop(leechers);
-    drop(seed);
+
+    // 8. What the tracker saw: `completed` from every leecher, then `stopped` from all.
+    let ih = tracker::InfoHash(torrent.info_hash.wire_id().0);
+    let swarms = server.swarms();
+    let stats = || swarms.lock().map(|s| s.stats(&ih)).unwrap_or_default();
+    let until = Instant::now() + Duration::from_secs(5);
+    while stats().downloaded < a.leechers as u32 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = stats();
+    println!(
+        "tracker   {} seeders, {} leechers, {} completed downloads announced",
+        st.complete, st.incomplete, st.downloaded
+    );
+    for (s, h, _) in leechers {
+        // Without `delete_files` it cannot fail.
+        let _ = h.remove(false).await;
+        drop(s);
+    }
+    // Without `delete_files` it cannot fail.
+    let _ = seed.remove(false).await;
+    let left = stats();
+    println!(
+        "          after everyone left (`stopped`): {} peers",
+        left.complete + left.incomplete
+    );
     drop(seeder);
     drop(server);
     Ok(())

@@ -1,8 +1,9 @@
-//! `rivulet download TORRENT [-o DIR] [--peer ADDR]... [--listen ADDR] [--seed]
-//! [--files LIST] [--sequential] [--timeout SECS] [--json]` and `rivulet seed TORRENT DIR [--listen ADDR]
-//! [--peer ADDR]... [--timeout SECS]`.
+//! `rivulet download (TORRENT|MAGNET|INFOHASH) [-o DIR] [--peer ADDR]... [--listen ADDR] [--seed]
+//! [--files LIST] [--sequential] [--allocation sparse|full] [-t URL]... [--no-dht]
+//! [--dht-bootstrap ADDR]... [--lsd] [--timeout SECS] [--json]` and `rivulet seed TORRENT
+//! DIR [--listen ADDR] [--peer ADDR]... [-t URL]... [--no-dht] [--dht-bootstrap ADDR]...
+//! [--lsd] [--timeout SECS] [--json]`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,9 +12,12 @@ use clap::{Args, ValueEnum};
 use handshake::EncryptionPolicy;
 use metainfo::Torrent;
 use rivulet::storage::Allocation;
-use rivulet::{AddOptions, Config, Phase, Session, Status, TorrentHandle, TorrentSource};
+use rivulet::{
+    AddOptions, Config, DhtConfig, LsdConfig, Phase, Session, Status, TorrentHandle, TorrentSource,
+};
 
-use super::{CliError, human_bytes};
+use super::report::Reporter;
+use super::{CliError, classify_io, human_bytes};
 
 /// The MSE policy.
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,6 +43,59 @@ impl From<EncryptionArg> for EncryptionPolicy {
     }
 }
 
+/// How peers are found, besides `--peer` (shared by `download` and `seed`).
+#[derive(Args)]
+pub(crate) struct DiscoveryArgs {
+    /// A tracker to announce to, besides the torrent's own (udp:// or http://); repeat
+    /// for more.
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// Do not use the Mainline DHT.
+    #[arg(long)]
+    no_dht: bool,
+    /// A DHT bootstrap node (HOST:PORT) instead of the public routers; repeat for more.
+    #[arg(long = "dht-bootstrap", value_name = "ADDR")]
+    dht_bootstrap: Vec<String>,
+    /// Local service discovery (BEP 14 multicast on the local network).
+    #[arg(long)]
+    lsd: bool,
+}
+
+impl DiscoveryArgs {
+    fn apply(&self, config: &mut Config) -> Result<(), CliError> {
+        for t in &self.trackers {
+            let lower = t.to_ascii_lowercase();
+            if !(lower.starts_with("udp://") || lower.starts_with("http://")) {
+                return Err(CliError::BadInput(format!(
+                    "tracker {t}: only udp:// and http:// trackers are supported"
+                )));
+            }
+        }
+        if self.no_dht && !self.dht_bootstrap.is_empty() {
+            return Err(CliError::BadInput(
+                "--no-dht and --dht-bootstrap contradict each other".into(),
+            ));
+        }
+        if !self.no_dht {
+            let mut d = DhtConfig::default();
+            if !self.dht_bootstrap.is_empty() {
+                d.bootstrap = Some(self.dht_bootstrap.clone());
+            }
+            config.dht = Some(d);
+        }
+        if self.lsd {
+            config.lsd = Some(LsdConfig::default());
+        }
+        Ok(())
+    }
+
+    fn options(&self, peers: &[SocketAddr]) -> AddOptions {
+        let mut o = AddOptions::with_peers(peers.to_vec());
+        o.trackers = self.trackers.clone();
+        o
+    }
+}
+
 /// Arguments of `rivulet download`.
 #[derive(Args)]
 pub(crate) struct DownloadArgs {
@@ -51,16 +108,21 @@ pub(crate) struct DownloadArgs {
     /// A peer to connect to (IP:PORT); repeat for more.
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
-    /// Accept peers on this address too (e.g. 0.0.0.0:6881).
+    /// Where to accept peers (announced to trackers and the DHT; default 0.0.0.0:0,
+    /// port 0 picks one).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Accept no peers: only dial (trackers are told port 0, the DHT hears no announce).
+    #[arg(long, conflicts_with = "listen")]
+    no_listen: bool,
     /// Keep seeding after the download completes (until --timeout or Ctrl-C).
     #[arg(long)]
     seed: bool,
     /// Give up after this many seconds (exit 4).
     #[arg(long)]
     timeout: Option<u64>,
-    /// Print the result as JSON.
+    /// Report as JSON events, one object per line on stdout: added, metadata, progress
+    /// (every second), piece-failed, peer-banned, completed, error.
     #[arg(long)]
     json: bool,
     /// Message stream encryption.
@@ -76,6 +138,8 @@ pub(crate) struct DownloadArgs {
     /// start (a full disk shows at once).
     #[arg(long, value_enum, default_value = "sparse")]
     allocation: AllocationArg,
+    #[command(flatten)]
+    discovery: DiscoveryArgs,
 }
 
 /// How files get their disk space.
@@ -139,9 +203,14 @@ pub(crate) struct SeedArgs {
     /// Stop after this many seconds (exit 0).
     #[arg(long)]
     timeout: Option<u64>,
+    /// Report as JSON events, one per line (as `download --json`).
+    #[arg(long)]
+    json: bool,
     /// Message stream encryption.
     #[arg(long, value_enum, default_value = "enabled")]
     encryption: EncryptionArg,
+    #[command(flatten)]
+    discovery: DiscoveryArgs,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -154,82 +223,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 fn load(source: &str) -> Result<Torrent, CliError> {
     if source.starts_with("magnet:") {
         return Err(CliError::BadInput(
-            "seeding needs the .torrent file, not a magnet link".into(),
+            "magnet links are not yet supported: give a .torrent file".into(),
         ));
     }
     Torrent::from_file(source).map_err(|e| CliError::BadInput(format!("{source}: {e}")))
 }
 
-/// Prints a progress line every second: in place on a terminal, one per line otherwise.
-struct Progress {
-    start: Instant,
-    last: (Instant, u64, u64),
-    tty: bool,
-}
-
-impl Progress {
-    fn new() -> Self {
-        let now = Instant::now();
-        Progress {
-            start: now,
-            last: (now, 0, 0),
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn line(&mut self, s: &Status) {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last.0).as_secs_f64().max(1e-3);
-        let down = s.downloaded.saturating_sub(self.last.1) as f64 / dt;
-        let up = s.uploaded.saturating_sub(self.last.2) as f64 / dt;
-        self.last = (now, s.downloaded, s.uploaded);
-        let pct = if s.wanted_bytes == 0 {
-            100.0
-        } else {
-            s.have_bytes as f64 * 100.0 / s.wanted_bytes as f64
-        };
-        if s.phase == Phase::Metadata {
-            let (have, total) = s.metadata_pieces;
-            let text = format!(
-                "[{:>4}s] fetching metadata: {have}/{total} pieces  peers {}",
-                now.duration_since(self.start).as_secs(),
-                s.peers
-            );
-            if self.tty {
-                eprint!("\r{text}\x1b[K");
-            } else {
-                eprintln!("{text}");
-            }
-            return;
-        }
-        let text = format!(
-            "[{:>4}s] {pct:5.1}% {} / {}  down {}/s  up {}/s  peers {}",
-            now.duration_since(self.start).as_secs(),
-            human_bytes(s.have_bytes),
-            human_bytes(s.wanted_bytes),
-            human_bytes(down as u64),
-            human_bytes(up as u64),
-            s.peers,
-        );
-        if self.tty {
-            eprint!("\r{text}\x1b[K");
-        } else {
-            eprintln!("{text}");
-        }
-    }
-
-    fn done(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
-
-/// Waits for `until` while printing progress every second; `Err` on the deadline.
+/// Waits for `until` while reporting progress every second; `Err` on the deadline or
+/// Ctrl-C.
 async fn watch_until(
     handle: &TorrentHandle,
     deadline: Option<Instant>,
-    progress: &mut Progress,
+    report: &mut Reporter,
     until: impl Fn(&Status) -> bool,
 ) -> Result<Status, Status> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -237,6 +242,12 @@ async fn watch_until(
     let mut rx = handle.subscribe();
     loop {
         let s = rx.borrow_and_update().clone();
+        if !report.metadata_known()
+            && let Some(info) = handle.info()
+        {
+            report.metadata(info, &s);
+        }
+        report.changed(&s);
         if until(&s) || s.error.is_some() {
             return Ok(s);
         }
@@ -247,7 +258,7 @@ async fn watch_until(
             }
         };
         tokio::select! {
-            _ = tick.tick() => progress.line(&handle.status()),
+            _ = tick.tick() => report.tick(&handle.status()),
             r = rx.changed() => if r.is_err() { return Err(handle.status()) },
             _ = sleep => return Err(handle.status()),
             _ = tokio::signal::ctrl_c() => return Err(handle.status()),
@@ -255,15 +266,47 @@ async fn watch_until(
     }
 }
 
+fn add_error(e: rivulet::TorrentError) -> CliError {
+    CliError::Io(classify_io(&e.to_string()))
+}
+
+fn listen_error(addr: SocketAddr, e: std::io::Error) -> CliError {
+    CliError::Io(classify_io(&format!("listening on {addr}: {e}")))
+}
+
 pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
+    let mut report = Reporter::new(a.json);
+    let r = download_inner(a, &mut report);
+    if let Err(e) = &r {
+        report.error(e);
+    }
+    r
+}
+
+fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError> {
     let source = TorrentSource::parse(&a.torrent).map_err(|e| CliError::BadInput(e.to_string()))?;
-    if a.peers.is_empty() && a.listen.is_none() && source.peers().is_empty() {
+    let mut config = Config::default();
+    let listen = a.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    config.listen = (!a.no_listen).then_some(listen);
+    config.encryption = a.encryption.into();
+    a.discovery.apply(&mut config)?;
+    let private = source.torrent().is_some_and(|t| t.info.private);
+    // Given --listen, peers may dial in: that is a way too.
+    if a.peers.is_empty()
+        && a.listen.is_none()
+        && source.peers().is_empty()
+        && a.discovery.trackers.is_empty()
+        && source.trackers().is_empty()
+        && (config.dht.is_none() || private)
+        && (config.lsd.is_none() || private)
+    {
         return Err(CliError::BadInput(
-            "trackers and the DHT are not yet supported: give --peer ADDR (or --listen ADDR)"
+            "no way to find peers: no trackers in the torrent or link; give --peer ADDR, \
+             -t URL or --listen ADDR, or leave the DHT on"
                 .into(),
         ));
     }
-    let mut options = AddOptions::with_peers(a.peers.clone());
+    let mut options = a.discovery.options(&a.peers);
     options.sequential = a.sequential;
     options.allocation = match a.allocation {
         AllocationArg::Sparse => Allocation::Sparse,
@@ -291,43 +334,67 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
     rt.block_on(async move {
         let start = Instant::now();
         let deadline = a.timeout.map(|t| start + Duration::from_secs(t));
-        let mut config = Config::default();
-        config.listen = a.listen;
-        config.encryption = a.encryption.into();
         let session = Session::new(config)
             .await
-            .map_err(|e| CliError::Io(format!("listening: {e}")))?;
-        if let Some(addr) = session.listen_addr() {
-            println!("listening on {addr}");
+            .map_err(|e| listen_error(listen, e))?;
+        if !a.json {
+            if let Some(addr) = session.listen_addr() {
+                println!("listening on {addr}");
+            }
+            if let Some(d) = session.dht() {
+                println!("dht on {}", d.local_addr());
+            }
         }
+        let info_hash = source.info_hash().wire_id().to_hex();
         let handle = session
             .add(source, &a.output, options)
             .await
-            .map_err(|e| CliError::Io(e.to_string()))?;
-        let mut progress = Progress::new();
-        let result = watch_until(&handle, deadline, &mut progress, |s| s.complete).await;
-        progress.done();
+            .map_err(add_error)?;
+        report.added(
+            &info_hash,
+            handle.info(),
+            &a.output,
+            session.listen_addr(),
+            &handle.status(),
+        );
+        let result = watch_until(&handle, deadline, report, |s| s.complete).await;
+        report.done();
         let name = handle.info().map(|i| i.name.clone()).unwrap_or_default();
         let s = match result {
             Ok(s) => s,
             Err(s) if s.phase == Phase::Metadata => {
                 let (have, total) = s.metadata_pieces;
+                let trackers = handle
+                    .discovery()
+                    .and_then(|d| d.tracker_errors())
+                    .map(|e| format!("; tracker unreachable: {e}"))
+                    .unwrap_or_default();
+                // Without `delete_files` it cannot fail.
+                let _ = handle.remove(false).await;
                 return Err(CliError::Timeout(format!(
-                    "gave up after {} s fetching the metadata: {have} of {total} pieces from {} peers",
+                    "gave up after {} s fetching the metadata: {have} of {total} pieces from {} \
+                     peers{trackers}",
                     start.elapsed().as_secs(),
                     s.peers
                 )));
             }
             Err(s) => {
-                // Write the resume file: a restart checks nothing it lists.
-                handle.close().await;
                 let failed = if s.hash_failures > 0 {
                     format!("; {} pieces failed their hash check", s.hash_failures)
                 } else {
                     String::new()
                 };
+                let trackers = handle
+                    .discovery()
+                    .and_then(|d| d.tracker_errors())
+                    .map(|e| format!("; tracker unreachable: {e}"))
+                    .unwrap_or_default();
+                // Writes the resume file (a restart checks nothing it lists) and tells
+                // the trackers `stopped`.
+                // Without `delete_files` it cannot fail.
+                let _ = handle.remove(false).await;
                 return Err(CliError::Timeout(format!(
-                    "gave up after {} s: {} of {} ({} of {} pieces) from {} peers{failed}",
+                    "gave up after {} s: {} of {} ({} of {} pieces) from {} peers{failed}{trackers}",
                     start.elapsed().as_secs(),
                     human_bytes(s.have_bytes),
                     human_bytes(s.wanted_bytes),
@@ -338,13 +405,11 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
             }
         };
         if let Some(e) = s.error {
-            return Err(CliError::Io(e));
+            return Err(CliError::Io(classify_io(&e)));
         }
         if !a.seed {
             handle.close().await;
         }
-        let secs = start.elapsed().as_secs_f64();
-        let rate = s.downloaded as f64 / secs.max(1e-3);
         let path = a.output.join(&name);
         let files: Vec<serde_json::Value> = handle
             .files()
@@ -361,40 +426,34 @@ pub(crate) fn download(a: DownloadArgs) -> Result<(), CliError> {
                 })
             })
             .collect();
-        if a.json {
-            let v = serde_json::json!({
-                "complete": true,
-                "name": name,
-                "path": path.display().to_string(),
-                "bytes": s.wanted_bytes,
-                "downloaded": s.downloaded,
-                "uploaded": s.uploaded,
-                "seconds": secs,
-                "bytes_per_second": rate,
-                "hash_failures": s.hash_failures,
-                "fast_resumed": handle.fast_resumed(),
-                "files": files,
-            });
-            println!("{v}");
-        } else {
-            println!(
-                "complete: {} ({}) in {secs:.1} s, {}/s",
-                path.display(),
-                human_bytes(s.wanted_bytes),
-                human_bytes(rate as u64)
-            );
-        }
+        let extra = serde_json::json!({
+            "fast_resumed": handle.fast_resumed(),
+            "files": files,
+        });
+        report.completed(&name, &path, &s, extra);
         if a.seed {
-            eprintln!("seeding until the timeout or Ctrl-C");
-            let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
-            progress.done();
-            handle.close().await;
+            if !a.json {
+                eprintln!("seeding until the timeout or Ctrl-C");
+            }
+            let _ = watch_until(&handle, deadline, report, |_| false).await;
+            report.done();
         }
+        // Without `delete_files` it cannot fail.
+        let _ = handle.remove(false).await;
         Ok(())
     })
 }
 
 pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
+    let mut report = Reporter::new(a.json);
+    let r = seed_inner(a, &mut report);
+    if let Err(e) = &r {
+        report.error(e);
+    }
+    r
+}
+
+fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
     let torrent = load(&a.torrent.to_string_lossy())?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -402,26 +461,42 @@ pub(crate) fn seed(a: SeedArgs) -> Result<(), CliError> {
         let mut config = Config::default();
         config.listen = Some(a.listen);
         config.encryption = a.encryption.into();
+        a.discovery.apply(&mut config)?;
         let session = Session::new(config)
             .await
-            .map_err(|e| CliError::Io(format!("listening on {}: {e}", a.listen)))?;
+            .map_err(|e| listen_error(a.listen, e))?;
         let handle = session
-            .add(&torrent, &a.dir, AddOptions::with_peers(a.peers.clone()))
+            .add(&torrent, &a.dir, a.discovery.options(&a.peers))
             .await
-            .map_err(|e| CliError::Io(e.to_string()))?;
-        if let Some(addr) = session.listen_addr() {
-            println!("listening on {addr}");
-        }
+            .map_err(add_error)?;
         let s = handle.status();
-        println!(
-            "seeding {}: {} of {} pieces",
-            torrent.info.name, s.pieces_have, s.piece_count
+        if !a.json {
+            if let Some(addr) = session.listen_addr() {
+                println!("listening on {addr}");
+            }
+            if let Some(d) = session.dht() {
+                println!("dht on {}", d.local_addr());
+            }
+            println!(
+                "seeding {}: {} of {} pieces",
+                torrent.info.name, s.pieces_have, s.piece_count
+            );
+        }
+        report.added(
+            &torrent.info_hash.wire_id().to_hex(),
+            Some(&torrent.info),
+            &a.dir,
+            session.listen_addr(),
+            &s,
         );
-        let mut progress = Progress::new();
-        let _ = watch_until(&handle, deadline, &mut progress, |_| false).await;
-        progress.done();
-        handle.close().await;
-        Ok(())
+        let r = watch_until(&handle, deadline, report, |_| false).await;
+        report.done();
+        // Without `delete_files` it cannot fail.
+        let _ = handle.remove(false).await;
+        match r.map(|s| s.error) {
+            Ok(Some(e)) => Err(CliError::Io(classify_io(&e))),
+            _ => Ok(()),
+        }
     })
 }
 

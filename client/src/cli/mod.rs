@@ -5,6 +5,7 @@ pub(crate) mod demo;
 pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;
+pub(crate) mod report;
 pub(crate) mod tracker;
 
 use std::fmt;
@@ -38,6 +39,20 @@ impl fmt::Display for CliError {
     }
 }
 
+/// An I/O failure message with its class first when it is one a user must act on:
+/// `disk full: ...`, `no permission: ...`.
+pub(crate) fn classify_io(message: &str) -> String {
+    if message.contains("No space left on device") || message.contains("os error 28") {
+        format!("disk full: {message}")
+    } else if message.contains("Permission denied") || message.contains("os error 13") {
+        format!("no permission: {message}")
+    } else if message.contains("Read-only file system") || message.contains("os error 30") {
+        format!("read-only file system: {message}")
+    } else {
+        message.to_string()
+    }
+}
+
 /// Human-readable byte count (binary units).
 pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -51,5 +66,24 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify_io;
+
+    #[test]
+    fn io_errors_name_their_class() {
+        assert_eq!(
+            classify_io("writing a.bin: No space left on device (os error 28)"),
+            "disk full: writing a.bin: No space left on device (os error 28)"
+        );
+        assert!(
+            classify_io("creating d: Permission denied (os error 13)")
+                .starts_with("no permission: ")
+        );
+        assert!(classify_io("x: Read-only file system (os error 30)").starts_with("read-only"));
+        assert_eq!(classify_io("something else"), "something else");
     }
 }

@@ -90,6 +90,7 @@ fn seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
         "127.0.0.1:0",
         "--timeout",
         "120",
+        "--no-dht",
     ]));
     let addr = p.expect_line("listening on ", Duration::from_secs(60));
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -104,6 +105,7 @@ fn download_cmd(torrent: &Path, dir: &Path, port: u16) -> Command {
         .arg("-o")
         .arg(dir)
         .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0", "--no-dht"])
         .args(["--timeout", "60", "--json"]);
     c
 }
@@ -111,8 +113,10 @@ fn download_cmd(torrent: &Path, dir: &Path, port: u16) -> Command {
 fn result_json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{o:?}");
     let s = String::from_utf8_lossy(&o.stdout);
-    let line = s.lines().find(|l| l.starts_with('{')).expect("a JSON line");
-    serde_json::from_str(line).unwrap()
+    s.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "completed")
+        .expect("a `completed` JSON event")
 }
 
 #[cfg(unix)]

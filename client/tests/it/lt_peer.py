@@ -15,6 +15,8 @@ import threading
 import time
 import warnings
 
+import os
+
 import libtorrent as lt
 
 warnings.simplefilter("ignore", DeprecationWarning)
@@ -23,7 +25,7 @@ mode, torrent, save_path, policy = sys.argv[1], sys.argv[2], sys.argv[3], int(sy
 settings = {
     "listen_interfaces": "127.0.0.1:0",
     "enable_dht": False,
-    "enable_lsd": False,
+    "enable_lsd": os.environ.get("LT_LSD") == "1",
     "enable_upnp": False,
     "enable_natpmp": False,
     "in_enc_policy": policy,

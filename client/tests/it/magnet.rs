@@ -11,6 +11,19 @@ use crate::transfer::{
     BIN, Proc, assert_same_content, make_torrent, python, result_json, rivulet_seed,
 };
 
+/// The next `--json` event named `name` a process prints (others are skipped).
+fn expect_event(p: &Proc, name: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let rest = p.expect_line("{", left);
+        let v: serde_json::Value = serde_json::from_str(&format!("{{{rest}")).unwrap();
+        if v["event"] == name {
+            return v;
+        }
+    }
+}
+
 fn hash_of(torrent: &Path) -> InfoHash {
     Torrent::from_file(torrent).unwrap().info_hash
 }
@@ -21,7 +34,8 @@ fn download_source(source: &str, dir: &Path, peers: &[u16], timeout: u32) -> Out
     for p in peers {
         cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
     }
-    cmd.args(["--timeout", &timeout.to_string(), "--json"])
+    cmd.args(["--listen", "127.0.0.1:0", "--no-dht"])
+        .args(["--timeout", &timeout.to_string(), "--json"])
         .output()
         .unwrap()
 }
@@ -83,9 +97,18 @@ fn a_listening_magnet_download_gets_the_metadata_from_a_seed_that_dials_in() {
             .arg(format!("magnet:?xt=urn:btih:{h}"))
             .arg("-o")
             .arg(dst.path())
-            .args(["--listen", "127.0.0.1:0", "--timeout", "60", "--json"]),
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-dht",
+                "--timeout",
+                "60",
+                "--json",
+            ]),
     );
-    let addr = leech.expect_line("listening on ", Duration::from_secs(30));
+    // The `added` event says where it listens.
+    let added = expect_event(&leech, "added", Duration::from_secs(30));
+    let addr = added["listen"].as_str().unwrap().to_string();
     let _seed = Proc::spawn(
         Command::new(BIN)
             .arg("seed")
@@ -98,10 +121,10 @@ fn a_listening_magnet_download_gets_the_metadata_from_a_seed_that_dials_in() {
                 &addr,
                 "--timeout",
                 "60",
+                "--no-dht",
             ]),
     );
-    let json = leech.expect_line("{", Duration::from_secs(60));
-    let v: serde_json::Value = serde_json::from_str(&format!("{{{json}")).unwrap();
+    let v = expect_event(&leech, "completed", Duration::from_secs(60));
     assert_eq!(v["complete"], true, "{v}");
     assert_same_content(src.path(), dst.path());
 }
@@ -212,7 +235,7 @@ fn rivulet_learns_a_libtorrent_peer_through_pex_and_connects_to_it() {
             .arg("-o")
             .arg(dr.path())
             .args(["--peer", &format!("127.0.0.1:{port_a}")])
-            .args(["--timeout", "40"]),
+            .args(["--no-listen", "--no-dht", "--timeout", "40"]),
     );
     a.expect_line("PEER rivulet", Duration::from_secs(30));
     // B sees rivulet connect: its only way to know B is A's ut_pex.
@@ -245,7 +268,7 @@ fn libtorrent_learns_a_peer_from_rivulet_through_pex_and_connects_to_it() {
             .arg(dr.path())
             .args(["--peer", &format!("127.0.0.1:{port_a}")])
             .args(["--peer", &format!("127.0.0.1:{port_b}")])
-            .args(["--timeout", "40"]),
+            .args(["--no-listen", "--no-dht", "--timeout", "40"]),
     );
     a.expect_line("PEER rivulet", Duration::from_secs(30));
     b.expect_line("PEER rivulet", Duration::from_secs(30));

@@ -2,9 +2,11 @@
 
 mod cli;
 mod dht_cli;
+mod discovery;
 mod engine;
 mod faults;
 mod magnet;
 mod session;
 mod storage;
 mod transfer;
+mod transmission;

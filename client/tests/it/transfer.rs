@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -143,6 +143,7 @@ pub(crate) fn rivulet_seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
         "127.0.0.1:0",
         "--timeout",
         "120",
+        "--no-dht",
     ]));
     let addr = p.expect_line("listening on ", Duration::from_secs(60));
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -157,6 +158,7 @@ fn download(torrent: &Path, dir: &Path, port: u16, timeout: u32) -> Output {
         .arg("-o")
         .arg(dir)
         .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0", "--no-dht"])
         .args(["--timeout", &timeout.to_string(), "--json"])
         .output()
         .unwrap()
@@ -165,8 +167,10 @@ fn download(torrent: &Path, dir: &Path, port: u16, timeout: u32) -> Output {
 pub(crate) fn result_json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{o:?}");
     let s = String::from_utf8_lossy(&o.stdout);
-    let line = s.lines().find(|l| l.starts_with('{')).expect("a JSON line");
-    serde_json::from_str(line).unwrap()
+    s.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "completed")
+        .expect("a `completed` JSON event")
 }
 
 fn seed_to_download(version: &str) {
@@ -221,6 +225,13 @@ fn a_seed_serving_corrupt_data_makes_the_download_time_out_with_a_reason() {
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with("rivulet: gave up after"), "{err}");
     assert!(last.contains("failed their hash check"), "{err}");
+    // --json reported the failures as they happened, and the error last.
+    let events = crate::discovery::json_events(&o.stdout);
+    assert!(
+        events.iter().any(|e| e["event"] == "piece-failed"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap()["event"], "error");
     // Every other file arrived intact.
     for name in ["sub/b.bin", "sub/c.txt", "z/last.bin"] {
         let a = std::fs::read(src.path().join("content").join(name)).unwrap();
@@ -236,19 +247,21 @@ fn no_peers_no_magnets() {
     let o = Command::new(BIN)
         .arg("download")
         .arg(&torrent)
+        .arg("--no-dht")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not yet supported"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no way to find peers"));
     let o = Command::new(BIN)
         .args([
             "download",
             "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+            "--no-dht",
         ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not yet supported"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no way to find peers"));
 }
 
 #[test]
@@ -295,9 +308,22 @@ pub(crate) fn python() -> Option<PathBuf> {
 }
 
 fn lt_peer(python: &Path, mode: &str, torrent: &Path, save: &Path, enc: u8) -> (Proc, u16) {
+    lt_peer_with(python, mode, torrent, save, enc, &[])
+}
+
+/// [`lt_peer`] with extra environment variables (`LT_LSD=1` turns LSD on).
+pub(crate) fn lt_peer_with(
+    python: &Path,
+    mode: &str,
+    torrent: &Path,
+    save: &Path,
+    enc: u8,
+    env: &[(&str, &str)],
+) -> (Proc, u16) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/lt_peer.py");
     let p = Proc::spawn(
         Command::new(python)
+            .envs(env.iter().copied())
             .arg(script)
             .arg(mode)
             .arg(torrent)
@@ -348,6 +374,7 @@ fn rivulet_downloads_from_an_encrypting_libtorrent_seed() {
         .arg("-o")
         .arg(dst.path())
         .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0", "--no-dht"])
         .args(["--timeout", "60", "--json", "--encryption", "preferred"])
         .output()
         .unwrap();
