@@ -153,8 +153,23 @@ pub(crate) fn check_key_order(prev: &[u8], key: &[u8], pos: usize) -> Result<(),
 
 #[inline(never)]
 fn key_order_slow(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError> {
-    // Short keys (the usual case: "announce" then "announce-list") byte by byte; a
-    // call to memcmp costs more than the few bytes they share.
+    // Keys of 8 bytes or more ("announce" then "announce-list", "created by" then
+    // "creation date"): the first 8 bytes as one big-endian word decide most pairs.
+    let (prev, key) = match (prev.first_chunk::<8>(), key.first_chunk::<8>()) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (u64::from_be_bytes(*a), u64::from_be_bytes(*b));
+            if a < b {
+                return Ok(());
+            }
+            if a > b {
+                return Err(DecodeError::new(pos, ErrorKind::UnsortedKey));
+            }
+            (&prev[8..], &key[8..])
+        }
+        _ => (prev, key),
+    };
+    // Short keys byte by byte; a call to memcmp costs more than the few bytes they
+    // share.
     let order = if prev.len() <= 16 || key.len() <= 16 {
         prev.iter()
             .zip(key)
@@ -878,7 +893,12 @@ mod tests {
 
     #[test]
     fn key_order_matches_slice_order() {
-        let keys: [&[u8]; 14] = [
+        let keys: [&[u8]; 19] = [
+            b"announce-lisa",
+            b"announc\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"piece length",
+            b"pieces",
             b"",
             b"\0",
             b"a",
