@@ -620,7 +620,7 @@ pub(crate) fn lex_int(input: &[u8], pos: usize, strict: bool) -> Result<(i64, us
 
 /// Parses `<len>:<bytes>` at `pos` (which should hold a digit); fast path for short
 /// canonical lengths, the nom tokenizer for everything else.
-#[inline]
+#[inline(always)]
 pub(crate) fn lex_str(
     input: &[u8],
     pos: usize,
