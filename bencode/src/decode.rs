@@ -142,27 +142,30 @@ pub(crate) fn skip_value(
 /// Strict key order: `key` must be greater than `prev` (the key before it at `pos`).
 #[inline]
 pub(crate) fn check_key_order(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError> {
-    // Keys usually differ in their first byte: decide that without calling memcmp.
+    // Keys usually differ in their first byte: decide that without a call.
     if let (Some(a), Some(b)) = (prev.first(), key.first()) {
         if a < b {
             return Ok(());
         }
     }
-    key_order_slow(prev, key, pos)
+    // The rest answers in a register; the error is only worded when there is one.
+    if key_less(prev, key) {
+        Ok(())
+    } else {
+        Err(key_order_error(prev, key, pos))
+    }
 }
 
+/// `prev < key`, as byte strings.
 #[inline(never)]
-fn key_order_slow(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError> {
+fn key_less(prev: &[u8], key: &[u8]) -> bool {
     // Keys of 8 bytes or more ("announce" then "announce-list", "created by" then
     // "creation date"): the first 8 bytes as one big-endian word decide most pairs.
     let (prev, key) = match (prev.first_chunk::<8>(), key.first_chunk::<8>()) {
         (Some(a), Some(b)) => {
             let (a, b) = (u64::from_be_bytes(*a), u64::from_be_bytes(*b));
-            if a < b {
-                return Ok(());
-            }
-            if a > b {
-                return Err(DecodeError::new(pos, ErrorKind::UnsortedKey));
+            if a != b {
+                return a < b;
             }
             (&prev[8..], &key[8..])
         }
@@ -170,18 +173,24 @@ fn key_order_slow(prev: &[u8], key: &[u8], pos: usize) -> Result<(), DecodeError
     };
     // Short keys byte by byte; a call to memcmp costs more than the few bytes they
     // share.
-    let order = if prev.len() <= 16 || key.len() <= 16 {
+    if prev.len() <= 16 || key.len() <= 16 {
         prev.iter()
             .zip(key)
             .find(|(a, b)| a != b)
-            .map_or(prev.len().cmp(&key.len()), |(a, b)| a.cmp(b))
+            .map_or(prev.len() < key.len(), |(a, b)| a < b)
     } else {
-        prev.cmp(key)
-    };
-    match order {
-        std::cmp::Ordering::Less => Ok(()),
-        std::cmp::Ordering::Equal => Err(DecodeError::new(pos, ErrorKind::DuplicateKey)),
-        std::cmp::Ordering::Greater => Err(DecodeError::new(pos, ErrorKind::UnsortedKey)),
+        prev < key
+    }
+}
+
+/// Why `key` may not follow `prev` (which it does not, in strict mode).
+#[cold]
+#[inline(never)]
+fn key_order_error(prev: &[u8], key: &[u8], pos: usize) -> DecodeError {
+    if prev == key {
+        DecodeError::new(pos, ErrorKind::DuplicateKey)
+    } else {
+        DecodeError::new(pos, ErrorKind::UnsortedKey)
     }
 }
 
