@@ -216,6 +216,12 @@ impl<'de> Deserializer<'de> {
     /// The string `b` (just read, ending at `self.pos`, its token at `start`) as UTF-8.
     #[inline]
     fn text(&mut self, b: &'de [u8], start: usize) -> Result<&'de str, DeError> {
+        // (No stretch is validated before the first few strings have been.)
+        if self.text_direct > 0 {
+            self.text_direct -= 1;
+            return std::str::from_utf8(b)
+                .map_err(|_| DeError::at(start, DeErrorKind::InvalidUtf8));
+        }
         let off = self.pos - b.len();
         if let Some(rel) = off.checked_sub(self.text_at) {
             // `get` checks char boundaries: a string cut out of valid UTF-8 at char
@@ -223,11 +229,6 @@ impl<'de> Deserializer<'de> {
             if let Some(s) = self.text.get(rel..rel + b.len()) {
                 return Ok(s);
             }
-        }
-        if self.text_direct > 0 {
-            self.text_direct -= 1;
-            return std::str::from_utf8(b)
-                .map_err(|_| DeError::at(start, DeErrorKind::InvalidUtf8));
         }
         self.text_slow(b, off, start)
     }
