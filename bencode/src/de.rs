@@ -201,13 +201,13 @@ impl<'de> Deserializer<'de> {
             )),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn int(&mut self) -> Result<i64, DeError> {
         let (v, next) = lex_int(self.input, self.pos, self.strict)?;
         self.pos = next;
         Ok(v)
     }
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self) -> Result<&'de [u8], DeError> {
         let (s, next) = lex_str(self.input, self.pos, self.strict)?;
         self.pos = next;
