@@ -599,7 +599,7 @@ impl Decoder {
 /// Parses `i<digits>e` at `pos` (which holds `i`); returns the integer and the offset
 /// after the `e`. The common case (a short canonical integer) is scanned inline; anything
 /// else goes through the nom-based tokenizer, which also produces the precise errors.
-#[inline]
+#[inline(always)]
 pub(crate) fn lex_int(input: &[u8], pos: usize, strict: bool) -> Result<(i64, usize), DecodeError> {
     // Fast path: `i`, optional `-`, 1..=18 digits not starting with 0 (or exactly `0`), `e`.
     let mut p = pos + 1;
