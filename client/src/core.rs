@@ -24,14 +24,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use handshake::{PeerId, Reserved};
 use peer_wire::{
     Bitfield, Block, BlockRequest, Event, ExtensionHandshake, Message, PeerConfig, PeerState,
 };
 
+use crate::choker::{Choker, ChokerConfig, SeedAlgorithm};
 use crate::ext::Extensions;
 use crate::pex::PexEntry;
-use crate::picker::{PeerKey, Picker, Priority};
+use crate::picker::{BLOCK_SIZE, PeerKey, Picker, Priority};
 use crate::torrent::Status;
 
 /// Blocks read from disk per batch for one peer's requests (512 KiB).
@@ -53,7 +56,7 @@ pub struct CoreConfig {
     pub peer_id: PeerId,
     /// Our extension bits.
     pub reserved: Reserved,
-    /// Peers we upload to at once.
+    /// Peers we upload to at once (the choker's upload slots).
     pub max_unchoked: usize,
     /// Block requests outstanding per peer at most.
     pub max_outstanding: usize,
@@ -87,7 +90,7 @@ pub enum Action {
     Close(PeerKey, String),
     /// Hash piece `index` and, if good, store it; then call
     /// [`TorrentCore::handle_piece_checked`].
-    CheckPiece(u32, Vec<u8>),
+    CheckPiece(u32, PieceData),
     /// Read these blocks for the peer; then call [`TorrentCore::handle_blocks_read`].
     Read(PeerKey, Vec<BlockRequest>),
     /// A peer's DHT node (from its BEP 5 `port` message): ping it, add it to the table.
@@ -118,6 +121,44 @@ struct HashNeed {
     refused: Vec<(PeerKey, Instant)>,
 }
 
+/// A complete piece as it arrived: its blocks in order, each the received payload
+/// itself (no copy into a piece buffer).
+#[derive(Debug, Clone, Default)]
+pub struct PieceData {
+    blocks: Vec<Bytes>,
+}
+
+impl PieceData {
+    /// A piece made of these blocks, in order.
+    pub fn new(blocks: Vec<Bytes>) -> Self {
+        PieceData { blocks }
+    }
+
+    /// The blocks, in order.
+    pub fn blocks(&self) -> &[Bytes] {
+        &self.blocks
+    }
+
+    /// The piece's length.
+    pub fn len(&self) -> usize {
+        self.blocks.iter().map(|b| b.len()).sum()
+    }
+
+    /// Whether the piece is empty.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.iter().all(|b| b.is_empty())
+    }
+
+    /// The piece in one buffer (a copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for b in &self.blocks {
+            v.extend_from_slice(b);
+        }
+        v
+    }
+}
+
 /// The outcome of [`Action::CheckPiece`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,7 +180,6 @@ struct CorePeer {
     /// cannot make us ping a stream of addresses).
     dht_port_seen: bool,
     outgoing: bool,
-    unchoked: bool,
     strikes: u32,
     /// The pieces of this peer counted in the picker's availability.
     counted: Bitfield,
@@ -156,17 +196,16 @@ pub struct TorrentCore {
     peers: HashMap<PeerKey, CorePeer>,
     by_id: HashMap<PeerId, PeerKey>,
     next_key: PeerKey,
-    buffers: HashMap<u32, Vec<u8>>,
+    /// Blocks received of the pieces in progress, by block index.
+    buffers: HashMap<u32, Vec<Bytes>>,
     contributors: HashMap<u32, Vec<PeerKey>>,
     banned_ids: HashSet<PeerId>,
     banned_addrs: HashSet<SocketAddr>,
-    unchoked: usize,
+    choker: Choker<PeerKey>,
     downloaded: u64,
     uploaded: u64,
     hash_failures: u64,
     finishing: bool,
-    /// An upload slot was freed while handling the current input.
-    slot_freed: bool,
     complete: bool,
     error: Option<String>,
     actions: VecDeque<Action>,
@@ -201,12 +240,18 @@ impl TorrentCore {
             contributors: HashMap::new(),
             banned_ids: HashSet::new(),
             banned_addrs: HashSet::new(),
-            unchoked: 0,
+            choker: {
+                let mut c = Choker::new(ChokerConfig {
+                    upload_slots: config.max_unchoked,
+                    ..ChokerConfig::default()
+                });
+                c.set_seeding(complete);
+                c
+            },
             downloaded: 0,
             uploaded: 0,
             hash_failures: 0,
             finishing: false,
-            slot_freed: false,
             complete,
             error: None,
             actions: VecDeque::new(),
@@ -273,6 +318,11 @@ impl TorrentCore {
             self.strike(&[key], now);
         }
         self.after_all(now);
+    }
+
+    /// How upload slots are shared once seeding (the default is round robin).
+    pub fn set_seed_algorithm(&mut self, algorithm: SeedAlgorithm) {
+        self.choker.set_seed_algorithm(algorithm);
     }
 
     /// The progress counters.
@@ -371,6 +421,7 @@ impl TorrentCore {
             .filter_map(|p| p.state.poll_timeout())
             .chain(self.ext.poll_timeout())
             .chain(hashes)
+            .chain(self.choker.poll_timeout())
             .min()
     }
 
@@ -420,7 +471,6 @@ impl TorrentCore {
                 listen_addr: if p.outgoing { p.addr } else { None },
                 dht_port_seen: false,
                 outgoing: p.outgoing,
-                unchoked: false,
                 strikes: 0,
                 counted: Bitfield::new(cfg.num_pieces),
                 to_read: Vec::new(),
@@ -429,6 +479,7 @@ impl TorrentCore {
             },
         );
         self.by_id.insert(p.peer_id, key);
+        self.choker.add_peer(now, key);
         self.after(key, now);
         Some(key)
     }
@@ -444,9 +495,8 @@ impl TorrentCore {
         }
         self.drain_events(key, now);
         self.after(key, now);
-        let hash_freed = std::mem::take(&mut self.hash_freed);
-        if std::mem::take(&mut self.slot_freed) || hash_freed {
-            // An upload slot is free, or a hash request: a waiting peer may take it.
+        if std::mem::take(&mut self.hash_freed) {
+            // A hash request is free: a waiting peer may take it.
             self.after_all(now);
         }
     }
@@ -458,8 +508,10 @@ impl TorrentCore {
         }
     }
 
-    /// Time passed: request timeouts, keep-alives, idle peers.
+    /// Time passed: request timeouts, keep-alives, idle peers, rechokes.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.choker.handle_timeout(now);
+        self.apply_choker();
         // Hash requests unanswered for too long go to another peer; refusals expire.
         let mut freed = false;
         for n in &mut self.hash_needs {
@@ -537,6 +589,7 @@ impl TorrentCore {
                     p.state.have(index);
                 }
                 if !self.complete && !self.finishing && self.picker.is_complete() {
+                    self.choker.set_seeding(true);
                     self.finishing = true;
                     self.actions.push_back(Action::Finish);
                 }
@@ -567,6 +620,7 @@ impl TorrentCore {
             let len = block.data.len() as u64;
             if p.state.send_block(block).is_ok() {
                 self.uploaded += len;
+                self.choker.record_upload(key, len);
             }
         }
         self.after(key, now);
@@ -626,9 +680,7 @@ impl TorrentCore {
         if self.by_id.get(&p.peer_id) == Some(&key) {
             self.by_id.remove(&p.peer_id);
         }
-        if p.unchoked {
-            self.unchoked -= 1;
-        }
+        self.choker.remove_peer(now, key);
         for n in &mut self.hash_needs {
             n.refused.retain(|(k, _)| *k != key);
             if n.asked == Some(key) {
@@ -663,15 +715,8 @@ impl TorrentCore {
                         self.picker.add_peer_have(i);
                     }
                 }
-                Event::Interested => {}
-                Event::NotInterested => {
-                    if p.unchoked {
-                        p.unchoked = false;
-                        p.state.choke();
-                        self.unchoked -= 1;
-                        self.slot_freed = true;
-                    }
-                }
+                Event::Interested => self.choker.set_interested(now, key, true),
+                Event::NotInterested => self.choker.set_interested(now, key, false),
                 Event::Request(r) => {
                     if !self.picker.has(r.index) || p.state.am_choking() {
                         p.state.reject(r);
@@ -755,6 +800,7 @@ impl TorrentCore {
     fn on_block(&mut self, key: PeerKey, b: Block) {
         let r = b.request();
         self.downloaded += b.data.len() as u64;
+        self.choker.record_download(key, b.data.len() as u64);
         let got = self.picker.block_received(key, &r);
         if !got.new {
             return;
@@ -768,24 +814,41 @@ impl TorrentCore {
                 p.state.cancel(*req);
             }
         }
-        let plen = self.picker.piece_len(r.index) as usize;
-        let buf = self
+        let plen = self.picker.piece_len(r.index);
+        let blocks = self
             .buffers
             .entry(r.index)
-            .or_insert_with(|| vec![0u8; plen]);
-        let start = r.begin as usize;
-        if let Some(dst) = buf.get_mut(start..start + b.data.len()) {
-            dst.copy_from_slice(&b.data);
+            .or_insert_with(|| vec![Bytes::new(); plen.div_ceil(BLOCK_SIZE) as usize]);
+        // The picker accepted it: a block of this piece, at a block boundary, with the
+        // length it asked for.
+        if let Some(slot) = blocks.get_mut((r.begin / BLOCK_SIZE) as usize) {
+            *slot = b.data;
         }
         if let Some(index) = got.piece_complete {
             match self.buffers.remove(&index) {
-                Some(data) => self.actions.push_back(Action::CheckPiece(index, data)),
+                Some(blocks) => self
+                    .actions
+                    .push_back(Action::CheckPiece(index, PieceData::new(blocks))),
                 None => self.picker.piece_failed(index),
             }
         }
         // Cancels go out now, to the other peers.
         for (peer, _) in got.cancel {
             self.flush(peer);
+        }
+    }
+
+    /// Sends the choker's decisions.
+    fn apply_choker(&mut self) {
+        while let Some((k, unchoke)) = self.choker.poll_change() {
+            if let Some(p) = self.peers.get_mut(&k) {
+                if unchoke {
+                    p.state.unchoke();
+                } else {
+                    p.state.choke();
+                }
+                self.flush(k);
+            }
         }
     }
 
@@ -802,19 +865,10 @@ impl TorrentCore {
     /// After any input concerning a peer: upload slot, reads, interest, requests, and
     /// its outgoing messages.
     fn after(&mut self, key: PeerKey, now: Instant) {
+        self.apply_choker();
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        // Unchoke if interested and a slot is free.
-        if p.state.peer_interested()
-            && p.state.am_choking()
-            && !p.unchoked
-            && self.unchoked < self.config.max_unchoked
-        {
-            p.unchoked = true;
-            self.unchoked += 1;
-            p.state.unchoke();
-        }
         // Reads for its requests, one batch at a time.
         if !p.reading && !p.to_read.is_empty() {
             let live: Vec<BlockRequest> = p.state.peer_requests().copied().collect();
@@ -954,6 +1008,7 @@ mod tests {
                     }
                 }
                 Action::CheckPiece(i, d) => {
+                    let d = d.to_vec();
                     let ok: [u8; 20] = Sha1::digest(&d).into();
                     let r = if ok == a.hashes[i as usize] {
                         let s = i as usize * PIECE as usize;
@@ -1182,6 +1237,58 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_with_one_upload_slot_rotates_it_on_the_rechoke_timer() {
+        let total = 4 * PIECE as usize;
+        let mut seed = node(1, content(total), true, total);
+        seed.core.choker = Choker::new(ChokerConfig {
+            upload_slots: 1,
+            ..ChokerConfig::default()
+        });
+        seed.core.choker.set_seeding(true);
+        let t0 = Instant::now();
+        let peer = |id: u8| NewPeer {
+            peer_id: PeerId([id; 20]),
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing: false,
+        };
+        let a = seed.core.handle_connect(t0, peer(7)).unwrap();
+        let b = seed.core.handle_connect(t0, peer(8)).unwrap();
+        for k in [a, b] {
+            seed.core.handle_message(t0, k, Message::HaveNone);
+            seed.core.handle_message(t0, k, Message::Interested);
+        }
+        // (un)choke messages sent since the last call, as (peer, unchoked).
+        let chokes = |core: &mut TorrentCore| {
+            let mut out = Vec::new();
+            while let Some(act) = core.poll_action() {
+                match act {
+                    Action::Send(k, Message::Unchoke) => out.push((k, true)),
+                    Action::Send(k, Message::Choke) => out.push((k, false)),
+                    _ => {}
+                }
+            }
+            out
+        };
+        assert_eq!(chokes(&mut seed.core), vec![(a, true)]);
+        // The rechoke timer is what the driver sleeps on; a's 30 s turn lasts three
+        // rechokes, then the slot moves to b, which waited.
+        let mut now = t0;
+        let mut log = Vec::new();
+        for _ in 0..6 {
+            now = seed.core.poll_timeout().expect("a rechoke is due");
+            seed.core.handle_timeout(now);
+            log.extend(chokes(&mut seed.core));
+        }
+        assert_eq!(
+            log,
+            vec![(a, false), (b, true), (b, false), (a, true)],
+            "{log:?}"
+        );
+        assert!(now >= t0 + std::time::Duration::from_secs(60));
+    }
+
+    #[test]
     fn a_lying_seed_is_banned() {
         let total = 3 * PIECE as usize;
         let mut seed = node(1, content(total), true, total);
@@ -1268,6 +1375,7 @@ mod tests {
                                 }
                             }
                             Action::CheckPiece(idx, d) => {
+                                let d = d.to_vec();
                                 let node = &mut self.nodes[i];
                                 let ok: [u8; 20] = Sha1::digest(&d).into();
                                 let r = if ok == node.hashes[idx as usize] {

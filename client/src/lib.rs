@@ -4,8 +4,11 @@
 //!   files, padding never written, piece checks, resume by verifying what is there).
 //! - [`picker`]: the sans-IO piece picker (rarest first, priorities, sequential and
 //!   streaming windows, 16 KiB blocks, endgame).
+//! - [`choker`]: the sans-IO choker (tit-for-tat over a rolling window with a rotating
+//!   optimistic unchoke; round robin or fastest-upload while seeding).
 //! - [`core`]: the torrent core, sans-IO: peers' protocol state, picker, choker,
 //!   endgame, bans; messages, time and disk results in, actions out.
+//! - [`ratelimit`]: session-wide upload and download limits (token buckets).
 //! - [`torrent`] and [`session`]: the tokio driver that downloads and seeds a torrent
 //!   from a list of peer addresses and incoming connections (TCP, MSE per
 //!   [`Config::encryption`]); v1, hybrid and v2-only (BEP 52) torrents; file
@@ -33,8 +36,7 @@
 //!   12, 15), the session's DHT node (BEP 5, [`Config::dht`]) and local service
 //!   discovery (BEP 14, [`Config::lsd`]); private torrents (BEP 27) use trackers only.
 //!
-//! Not yet: uTP, WebRTC, rate limits, choking by rate (upload slots go to interested
-//! peers first come, first served).
+//! Not yet: uTP, WebRTC.
 //!
 //! A seed and a leech in one process, on loopback:
 //!
@@ -148,6 +150,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod choker;
 pub mod core;
 pub mod discovery;
 mod ext;
@@ -157,6 +160,7 @@ pub mod lsd;
 pub mod metadata;
 pub mod pex;
 pub mod picker;
+pub mod ratelimit;
 pub mod reader;
 pub mod resume;
 pub mod session;

@@ -20,9 +20,11 @@ use metainfo::{InfoHash, InfoHashV1};
 use tokio::sync::{Semaphore, mpsc};
 use tracker::net::AnnouncerConfig;
 
+use crate::choker::SeedAlgorithm;
 use crate::discovery;
 use crate::lsd::{Lsd, LsdConfig};
 use crate::metadata::MetadataConfig;
+use crate::ratelimit::RateLimiter;
 use crate::source::TorrentSource;
 use crate::torrent::{self, AddOptions, TorrentError, TorrentHandle};
 
@@ -61,8 +63,11 @@ pub struct Config {
     /// Outgoing connects in progress (TCP connect plus handshake) across the session at
     /// most (default 20); more wait for the next dial round.
     pub max_half_open: usize,
-    /// Peers we upload to at once, per torrent (default 8).
+    /// Peers we upload to at once, per torrent: the choker's upload slots (default 8).
     pub max_unchoked: usize,
+    /// How a seeding torrent shares its upload slots (default
+    /// [`SeedAlgorithm::RoundRobin`]); downloading torrents use tit-for-tat.
+    pub seed_algorithm: SeedAlgorithm,
     /// Block requests outstanding per peer at most (default 128; the peer's `reqq`
     /// caps it further).
     pub max_outstanding: usize,
@@ -86,6 +91,11 @@ pub struct Config {
     pub(crate) dht_port: Option<u16>,
     /// Where torrents send peers' DHT nodes (set by the session).
     pub(crate) dht_nodes: Option<mpsc::Sender<SocketAddr>>,
+    /// Session-wide upload limit in bytes per second, all torrents and connections
+    /// together, protocol overhead included (default `None`: unlimited).
+    pub upload_limit: Option<u64>,
+    /// Session-wide download limit in bytes per second (default `None`: unlimited).
+    pub download_limit: Option<u64>,
 }
 
 impl Default for Config {
@@ -98,6 +108,7 @@ impl Default for Config {
             max_connections: 200,
             max_half_open: 20,
             max_unchoked: 8,
+            seed_algorithm: SeedAlgorithm::RoundRobin,
             max_outstanding: 128,
             handshake_timeout: Duration::from_secs(10),
             reconnect_interval: Duration::from_secs(3),
@@ -111,6 +122,8 @@ impl Default for Config {
             },
             dht_port: None,
             dht_nodes: None,
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -132,13 +145,17 @@ impl Config {
 /// Peers' DHT nodes (from `port` messages) queued for a ping at most.
 const DHT_NODE_QUEUE: usize = 256;
 
-/// The session-wide connection budget every torrent draws from.
+/// The session-wide connection budget and rate limiters every torrent draws from.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// One permit per connection (established, or being dialed).
     pub(crate) connections: Arc<Semaphore>,
     /// One permit per outgoing connect in progress.
     pub(crate) half_open: Arc<Semaphore>,
+    /// Bytes we send (cloned into every connection's writer).
+    pub(crate) up: RateLimiter,
+    /// Bytes we receive (cloned into every connection's reader).
+    pub(crate) down: RateLimiter,
 }
 
 impl Limits {
@@ -146,6 +163,8 @@ impl Limits {
         Limits {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             half_open: Arc::new(Semaphore::new(config.max_half_open)),
+            up: RateLimiter::new(config.upload_limit),
+            down: RateLimiter::new(config.download_limit),
         }
     }
 

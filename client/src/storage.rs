@@ -209,6 +209,73 @@ impl Storage {
         Ok(())
     }
 
+    /// [`Storage::check_piece`] for a piece given as its consecutive chunks (the
+    /// blocks as received), hashed without joining them for v1 and hybrid torrents.
+    pub fn check_piece_blocks(&self, index: u32, chunks: &[impl AsRef<[u8]>]) -> bool {
+        if self.info.pieces.is_empty() {
+            // v2 only: merkle leaves over the joined piece, with fetched layers.
+            let joined: Vec<u8> = chunks.iter().flat_map(|c| c.as_ref()).copied().collect();
+            return self.check_piece(index, &joined);
+        }
+        let len: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
+        if len != self.info.layout().piece_len(index) || len == 0 {
+            return false;
+        }
+        let Some(want) = self.info.pieces.get(index as usize) else {
+            return false;
+        };
+        let mut h = Sha1::new();
+        for c in chunks {
+            h.update(c.as_ref());
+        }
+        let got: [u8; 20] = h.finalize().into();
+        &got == want
+    }
+
+    /// [`Storage::write_piece`] for a piece given as its consecutive chunks: each chunk
+    /// is written where it belongs (no joined copy of the piece).
+    pub fn write_piece_blocks(
+        &self,
+        index: u32,
+        chunks: &[impl AsRef<[u8]>],
+    ) -> Result<(), StorageError> {
+        let layout = self.info.layout();
+        let plen = layout.piece_len(index);
+        let total: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
+        if plen == 0 || total != plen {
+            return Err(StorageError::OutOfRange {
+                piece: index,
+                offset: 0,
+                len: total,
+            });
+        }
+        // Walk the spans and the chunks together.
+        let (mut ci, mut co) = (0usize, 0usize);
+        for span in layout.spans(index, 0, plen) {
+            let mut left = span.len as usize;
+            let mut at = span.file_offset;
+            let slot = &self.slots[span.file_index];
+            while left > 0 {
+                let Some(chunk) = chunks.get(ci).map(|c| c.as_ref()) else {
+                    break;
+                };
+                let n = (chunk.len() - co).min(left);
+                if !span.padding {
+                    let part = &chunk[co..co + n];
+                    self.with_file(slot, true, |f| write_at(f, part, at))?;
+                }
+                at += n as u64;
+                left -= n;
+                co += n;
+                if co == chunk.len() {
+                    ci += 1;
+                    co = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `len` bytes at `offset` of piece `piece`.
     pub fn read_block(&self, piece: u32, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
         let layout = self.info.layout();
@@ -216,16 +283,18 @@ impl Storage {
         if offset.checked_add(len).is_none_or(|end| end > plen) || len == 0 {
             return Err(StorageError::OutOfRange { piece, offset, len });
         }
-        let mut out = vec![0u8; len as usize];
-        let mut pos = 0usize;
+        // Filled by appending (file data read straight into the spare capacity, padding
+        // as zeros): the buffer is never zeroed first.
+        let mut out = Vec::with_capacity(len as usize);
         for span in layout.spans(piece, offset, len) {
-            let n = span.len as usize;
-            if !span.padding {
+            if span.padding {
+                out.resize(out.len() + span.len as usize, 0);
+            } else {
                 let slot = &self.slots[span.file_index];
-                let buf = &mut out[pos..pos + n];
-                self.with_file(slot, false, |f| read_at(f, buf, span.file_offset))?;
+                self.with_file(slot, false, |f| {
+                    append_at(f, &mut out, span.len, span.file_offset)
+                })?;
             }
-            pos += n;
         }
         Ok(out)
     }
@@ -434,9 +503,17 @@ fn write_at(f: &mut File, data: &[u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, data, offset)
 }
 
-#[cfg(unix)]
-fn read_at(f: &mut File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+/// Appends exactly `len` bytes read at `offset` to `out`, reading into its spare
+/// capacity (no zeroing; `File` reads into uninitialized memory).
+fn append_at(f: &mut File, out: &mut Vec<u8>, len: u64, offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    let before = out.len();
+    f.take(len).read_to_end(out)?;
+    if (out.len() - before) as u64 != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
@@ -444,13 +521,6 @@ fn write_at(f: &mut File, data: &[u8], offset: u64) -> io::Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     f.seek(SeekFrom::Start(offset))?;
     f.write_all(data)
-}
-
-#[cfg(not(unix))]
-fn read_at(f: &mut File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
 }
 
 #[cfg(test)]
@@ -520,6 +590,37 @@ mod tests {
                 let a = std::fs::read(src.path().join("content").join(name)).unwrap();
                 let b = std::fs::read(dst.path().join("content").join(name)).unwrap();
                 assert_eq!(a, b, "{version:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_given_as_blocks_check_and_write_like_whole_pieces() {
+        for version in [Version::V1, Version::V2, Version::Hybrid] {
+            let src = tempfile::tempdir().unwrap();
+            let dst = tempfile::tempdir().unwrap();
+            let t = make(src.path(), version, FILES);
+            let from = Storage::new(&t.info, src.path()).unwrap();
+            let to = Storage::new(&t.info, dst.path()).unwrap();
+            for p in 0..t.info.piece_count() {
+                let data = from.read_block(p, 0, t.info.layout().piece_len(p)).unwrap();
+                // 16 KiB blocks for even pieces, odd-sized chunks (straddling file
+                // and padding boundaries) for odd ones.
+                let size = if p % 2 == 0 { 16384 } else { 7777 };
+                let chunks: Vec<&[u8]> = data.chunks(size).collect();
+                assert!(to.check_piece_blocks(p, &chunks), "{version:?} piece {p}");
+                let mut bad = data.clone();
+                *bad.last_mut().unwrap() ^= 1;
+                let bad_chunks: Vec<&[u8]> = bad.chunks(size).collect();
+                assert!(!to.check_piece_blocks(p, &bad_chunks));
+                assert!(!to.check_piece_blocks(p, &chunks[1..]));
+                assert!(to.write_piece_blocks(p, &chunks[1..]).is_err());
+                to.write_piece_blocks(p, &chunks).unwrap();
+            }
+            to.finish().unwrap();
+            assert!(to.verify_existing().unwrap().all_good(), "{version:?}");
+            for f in t.info.files.iter().filter(|f| f.is_padding()) {
+                assert!(!dst.path().join(f.safe_path()).exists(), "{f:?}");
             }
         }
     }

@@ -5,24 +5,29 @@
 //! session's listener), dials the peer addresses it was given (again, every few seconds,
 //! while they are not connected), feeds the core every decoded message, timeout and
 //! disk result, executes the core's [`Action`]s, and publishes a [`Status`] after each
-//! step. Per connection, a reader task decodes messages (bounded channel to the core:
-//! back-pressure reaches TCP) and a writer task sends what the core queues.
+//! step. Per connection, a reader task decodes every message of a socket read and hands
+//! them over as one batch (bounded channel to the core: back-pressure reaches TCP),
+//! and a writer task sends what the core queued with vectored writes, piece payloads
+//! uncopied. Both go through the session's [rate limiters](crate::ratelimit).
 //! Hash checks, writes and reads for uploads run on `spawn_blocking` (reads at most one
-//! batch per peer at a time), never on a task that reads sockets. Dropping or
-//! [shutting down](TorrentHandle::shutdown) the torrent closes everything.
+//! batch per peer at a time, one read per run of contiguous blocks; received blocks are
+//! hashed and written as they arrived, never joined), never on a task that reads
+//! sockets. Dropping or [shutting down](TorrentHandle::shutdown) the torrent closes
+//! everything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Buf;
 use bytes::{Bytes, BytesMut};
 use handshake::{Options, PeerConnection, PeerStream, connect_tcp};
 use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
-use peer_wire::{Block, Decoder, Message, PeerConfig};
+use peer_wire::{Block, BlockRequest, Decoder, Message, PeerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
@@ -682,11 +687,13 @@ enum Input {
         Option<OwnedSemaphorePermit>,
     ),
     DialDone(SocketAddr),
-    Message(PeerKey, Message),
+    Messages(PeerKey, Vec<Message>),
     Closed(PeerKey, String),
     Checked(u32, PieceCheck),
     Read(PeerKey, Vec<Option<Block>>),
     Finished(Result<(), String>),
+    /// A writer's backlog fell to [`BACKLOG_LOW`]: deferred uploads may go on.
+    Drained(PeerKey),
 }
 
 /// Starts a torrent: checks what is on disk under `dir`, then downloads what is
@@ -825,6 +832,7 @@ pub(crate) async fn prepare(
         peer_config,
         picker,
     );
+    core.set_seed_algorithm(config.seed_algorithm);
     core.set_info(Bytes::copy_from_slice(info.raw()), info.private);
     // v2 piece layers the torrent lacks come from peers (BEP 52 hash requests).
     let needs: Vec<_> = crate::hashes::missing_layers(info)
@@ -889,6 +897,8 @@ pub(crate) async fn prepare(
             .map(|l| l.len() * 32 * 4)
             .sum::<usize>()
             .saturating_add(1 << 20),
+        deferred: HashMap::new(),
+        notify: None,
     })
 }
 
@@ -906,13 +916,49 @@ pub(crate) struct Adopted {
 
 /// A connection's I/O tasks, as the torrent task holds them.
 struct PeerIo {
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::UnboundedSender<Vec<Bytes>>,
     reader: tokio::task::AbortHandle,
+    /// Small messages being encoded.
     out: BytesMut,
     /// Bytes of BEP 52 hashes we may still send this peer.
     hash_budget: usize,
     /// The connection's slot in the session's budget, freed with it.
     _permit: OwnedSemaphorePermit,
+    /// Encoded chunks (piece payloads uncopied) for the writer's next vectored write.
+    chunks: Vec<Bytes>,
+    /// Bytes handed to the writer and not yet written.
+    backlog: Arc<AtomicUsize>,
+}
+
+impl PeerIo {
+    /// Encodes `msg`; a piece's payload is queued as is, not copied.
+    fn push(&mut self, msg: Message) {
+        match msg {
+            Message::Piece(block) => {
+                let len = u32::try_from(block.data.len() + 9).unwrap_or(u32::MAX);
+                self.out.reserve(13);
+                self.out.extend_from_slice(&len.to_be_bytes());
+                self.out.extend_from_slice(&[7]);
+                self.out.extend_from_slice(&block.index.to_be_bytes());
+                self.out.extend_from_slice(&block.begin.to_be_bytes());
+                self.chunks.push(self.out.split().freeze());
+                self.chunks.push(block.data);
+            }
+            other => other.encode(&mut self.out),
+        }
+    }
+
+    /// Everything encoded so far, for the writer.
+    fn take(&mut self) -> Option<Vec<Bytes>> {
+        if !self.out.is_empty() {
+            self.chunks.push(self.out.split().freeze());
+        }
+        if self.chunks.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.chunks))
+        }
+    }
 }
 
 pub(crate) struct Driver {
@@ -946,10 +992,31 @@ pub(crate) struct Driver {
     trees: HashMap<[u8; 32], Arc<crate::hashes::FileTree>>,
     /// Bytes of hashes each peer may get (see [`Driver::hash_answer`]).
     hash_budget: usize,
+    /// Upload reads held back while the peer's writer has [`BACKLOG_HIGH`] queued (a
+    /// peer that requests but does not read cannot make us buffer without bound).
+    deferred: HashMap<PeerKey, Vec<BlockRequest>>,
+    /// The unbounded input channel, for writers' [`Input::Drained`] notices.
+    notify: Option<mpsc::UnboundedSender<Input>>,
 }
 
-/// How many decoded messages may wait for the torrent task before readers pause.
-const INPUT_QUEUE: usize = 1024;
+/// Bytes queued for a connection's writer above which no more blocks are read for it.
+const BACKLOG_HIGH: usize = 4 << 20;
+
+/// Bytes queued for a writer at which deferred reads resume.
+const BACKLOG_LOW: usize = 1 << 20;
+
+/// How many batches of decoded messages (one socket read each, at most
+/// [`READ_BUF`] bytes) may wait for the torrent task before readers pause.
+const INPUT_QUEUE: usize = 64;
+
+/// Messages handed to the torrent task in one batch at most.
+const MAX_BATCH: usize = 256;
+
+/// Bytes a connection's reader asks the socket for at once.
+const READ_BUF: usize = 256 * 1024;
+
+/// Buffers the writer gathers into one vectored write at most.
+const MAX_IOV: usize = 64;
 
 /// Peer addresses remembered for dialing at most (given, added, learned through PEX).
 pub(crate) const MAX_KNOWN: usize = 1000;
@@ -968,6 +1035,7 @@ impl Driver {
         }
         // Disk results and dial outcomes must never wait behind a full queue.
         let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
+        self.notify = Some(utx.clone());
         let mut dial_tick = tokio::time::interval(self.config.reconnect_interval);
         let mut resume_tick = tokio::time::interval(self.resume_interval);
         resume_tick.tick().await;
@@ -1176,8 +1244,13 @@ impl Driver {
                 self.redial = true;
                 self.dialing.remove(&addr);
             }
-            Input::Message(key, msg) => self.core.handle_message(now, key, msg),
+            Input::Messages(key, msgs) => {
+                for msg in msgs {
+                    self.core.handle_message(now, key, msg);
+                }
+            }
             Input::Closed(key, reason) => {
+                self.deferred.remove(&key);
                 if self.io.remove(&key).is_some() {
                     info!(peer = key, %reason, "peer closed");
                 }
@@ -1190,6 +1263,11 @@ impl Driver {
                 self.core.handle_piece_checked(now, index, result);
             }
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
+            Input::Drained(key) => {
+                if let (Some(reqs), Some(utx)) = (self.deferred.remove(&key), self.notify.clone()) {
+                    self.spawn_read(key, reqs, &utx);
+                }
+            }
             Input::Finished(r) => {
                 let ok = r.is_ok();
                 self.core.handle_finished(r);
@@ -1272,31 +1350,42 @@ impl Driver {
         &mut self,
         key: PeerKey,
         mut reader: ReadHalf<PeerStream<TcpStream>>,
-        mut writer: WriteHalf<PeerStream<TcpStream>>,
+        writer: WriteHalf<PeerStream<TcpStream>>,
         mut buf: BytesMut,
         slot: OwnedSemaphorePermit,
         tx: &mpsc::Sender<Input>,
     ) {
-        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
-        self.tasks.spawn(async move {
-            while let Some(buf) = wrx.recv().await {
-                if writer.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
+        let (wtx, wrx) = mpsc::unbounded_channel::<Vec<Bytes>>();
+        let (up, down) = (self.limits.up.clone(), self.limits.down.clone());
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let drained = self.notify.clone().map(|n| (n, key, backlog.clone()));
+        self.tasks.spawn(write_loop(writer, wrx, up, drained));
         let tx = tx.clone();
         let reader_task = self.tasks.spawn(async move {
             let decoder = Decoder::new();
-            buf.reserve(64 * 1024);
+            buf.reserve(READ_BUF);
             let reason = loop {
+                if buf.capacity() - buf.len() < READ_BUF / 4 {
+                    buf.reserve(READ_BUF);
+                }
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) => break "end of stream".to_string(),
+                    Ok(n) => down.consume(n).await,
+                    Err(e) => break format!("read: {e}"),
+                }
+                let mut batch = Vec::new();
                 let mut failed = None;
                 loop {
                     match decoder.decode(&mut buf) {
                         Ok(Some(msg)) => {
-                            if tx.send(Input::Message(key, msg)).await.is_err() {
-                                return;
+                            batch.push(msg);
+                            // Many tiny messages (keep-alives are 4 bytes) must not make
+                            // one huge batch: the queue bounds batches, not messages.
+                            if batch.len() >= MAX_BATCH {
+                                let full = std::mem::take(&mut batch);
+                                if tx.send(Input::Messages(key, full)).await.is_err() {
+                                    return;
+                                }
                             }
                         }
                         Ok(None) => break,
@@ -1306,16 +1395,11 @@ impl Driver {
                         }
                     }
                 }
+                if !batch.is_empty() && tx.send(Input::Messages(key, batch)).await.is_err() {
+                    return;
+                }
                 if let Some(e) = failed {
                     break e;
-                }
-                if buf.capacity() - buf.len() < 32 * 1024 {
-                    buf.reserve(64 * 1024);
-                }
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "end of stream".to_string(),
-                    Ok(_) => {}
-                    Err(e) => break format!("read: {e}"),
                 }
             };
             let _ = tx.send(Input::Closed(key, reason)).await;
@@ -1328,6 +1412,8 @@ impl Driver {
                 out: BytesMut::new(),
                 hash_budget: self.hash_budget,
                 _permit: slot,
+                chunks: Vec::new(),
+                backlog,
             },
         );
     }
@@ -1338,16 +1424,17 @@ impl Driver {
             match action {
                 Action::Send(key, msg) => {
                     if let Some(io) = self.io.get_mut(&key) {
-                        msg.encode(&mut io.out);
+                        io.push(msg);
                     }
                 }
                 Action::Close(key, reason) => {
-                    if let Some(io) = self.io.remove(&key) {
+                    self.deferred.remove(&key);
+                    if let Some(mut io) = self.io.remove(&key) {
                         info!(peer = key, %reason, "closing");
                         io.reader.abort();
                         // Dropping the writer's channel ends it after what is queued.
-                        if !io.out.is_empty() {
-                            let _ = io.writer.send(io.out.freeze());
+                        if let Some(chunks) = io.take() {
+                            let _ = io.writer.send(chunks);
                         }
                     }
                 }
@@ -1360,39 +1447,29 @@ impl Driver {
                         if *removed {
                             return;
                         }
-                        let r = if !storage.check_piece(index, &data) {
+                        let r = if !storage.check_piece_blocks(index, data.blocks()) {
                             PieceCheck::BadHash
                         } else {
-                            match storage.write_piece(index, &data) {
+                            match storage.write_piece_blocks(index, data.blocks()) {
                                 Ok(()) => PieceCheck::Stored,
                                 Err(e) => PieceCheck::StorageFailed(e.to_string()),
                             }
                         };
+                        drop(data);
                         let _ = utx.send(Input::Checked(index, r));
                     });
                 }
                 Action::Read(key, reqs) => {
-                    let (storage, utx) = (self.storage.clone(), utx.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let blocks = reqs
-                            .into_iter()
-                            .map(|r| {
-                                let at = u64::from(r.begin);
-                                match storage.read_block(r.index, at, u64::from(r.length)) {
-                                    Ok(data) => Some(Block {
-                                        index: r.index,
-                                        begin: r.begin,
-                                        data: data.into(),
-                                    }),
-                                    Err(e) => {
-                                        warn!(error = %e, "reading a block to upload failed");
-                                        None
-                                    }
-                                }
-                            })
-                            .collect();
-                        let _ = utx.send(Input::Read(key, blocks));
-                    });
+                    let backlog = self
+                        .io
+                        .get(&key)
+                        .map_or(0, |io| io.backlog.load(Ordering::Relaxed));
+                    if backlog > BACKLOG_HIGH {
+                        // The writer says when it is down to BACKLOG_LOW.
+                        self.deferred.insert(key, reqs);
+                    } else {
+                        self.spawn_read(key, reqs, utx);
+                    }
                 }
                 Action::HashRequest(key, req) => {
                     let hashes = self.hash_answer(key, &req);
@@ -1453,10 +1530,26 @@ impl Driver {
             }
         }
         for io in self.io.values_mut() {
-            if !io.out.is_empty() {
-                let _ = io.writer.send(io.out.split().freeze());
+            if let Some(chunks) = io.take() {
+                let len: usize = chunks.iter().map(|c| c.len()).sum();
+                io.backlog.fetch_add(len, Ordering::Relaxed);
+                let _ = io.writer.send(chunks);
             }
         }
+    }
+
+    /// Reads blocks for a peer's requests on the blocking pool.
+    fn spawn_read(
+        &self,
+        key: PeerKey,
+        reqs: Vec<BlockRequest>,
+        utx: &mpsc::UnboundedSender<Input>,
+    ) {
+        let (storage, utx) = (self.storage.clone(), utx.clone());
+        tokio::task::spawn_blocking(move || {
+            let blocks = read_blocks(&storage, &reqs);
+            let _ = utx.send(Input::Read(key, blocks));
+        });
     }
 }
 
@@ -1487,6 +1580,104 @@ pub(crate) fn merge_incoming(
         });
     }
     rx
+}
+
+/// Reads the blocks for `reqs`, one read per run of contiguous requests in a piece;
+/// each block is a slice of its run's buffer. `None` for blocks whose read failed.
+fn read_blocks(storage: &Storage, reqs: &[BlockRequest]) -> Vec<Option<Block>> {
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut i = 0;
+    while i < reqs.len() {
+        let first = reqs[i];
+        let mut end = u64::from(first.begin) + u64::from(first.length);
+        let mut j = i + 1;
+        while let Some(r) = reqs.get(j)
+            && r.index == first.index
+            && u64::from(r.begin) == end
+        {
+            end += u64::from(r.length);
+            j += 1;
+        }
+        let at = u64::from(first.begin);
+        match storage.read_block(first.index, at, end - at) {
+            Ok(data) => {
+                let mut data = Bytes::from(data);
+                for r in &reqs[i..j] {
+                    out.push(Some(Block {
+                        index: r.index,
+                        begin: r.begin,
+                        data: data.split_to(r.length as usize),
+                    }));
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "reading blocks to upload failed");
+                out.extend(std::iter::repeat_n(None, j - i));
+            }
+        }
+        i = j;
+    }
+    out
+}
+
+/// A connection's writer: gathers what the torrent task queued and writes it with
+/// vectored writes, after the upload limiter allows it.
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
+    up: crate::ratelimit::RateLimiter,
+    drained: Option<(mpsc::UnboundedSender<Input>, PeerKey, Arc<AtomicUsize>)>,
+) {
+    let mut queue: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
+    // Bytes at the front of the queue already counted by the limiter (after a partial
+    // write), so nothing is counted twice.
+    let mut paid = 0usize;
+    'outer: while let Some(chunks) = rx.recv().await {
+        queue.extend(chunks);
+        while let Ok(more) = rx.try_recv() {
+            queue.extend(more);
+        }
+        while !queue.is_empty() {
+            let slices: Vec<std::io::IoSlice<'_>> = queue
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| std::io::IoSlice::new(b))
+                .collect();
+            let len: usize = slices.iter().map(|s| s.len()).sum();
+            up.consume(len.saturating_sub(paid)).await;
+            paid = paid.max(len);
+            let mut n = match writer.write_vectored(&slices).await {
+                Ok(0) | Err(_) => break 'outer,
+                Ok(n) => n,
+            };
+            drop(slices);
+            paid -= n.min(paid);
+            if let Some((notify, key, backlog)) = &drained {
+                let before = backlog.fetch_sub(n, Ordering::Relaxed);
+                if before > BACKLOG_LOW && before - n <= BACKLOG_LOW {
+                    let _ = notify.send(Input::Drained(*key));
+                }
+            }
+            // Drop what was written; `n` may end inside a buffer.
+            while n > 0 {
+                let Some(front) = queue.front_mut() else {
+                    break;
+                };
+                if front.len() <= n {
+                    n -= front.len();
+                    queue.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+            // Take what arrived meanwhile, so it goes out in the same writes.
+            while let Ok(more) = rx.try_recv() {
+                queue.extend(more);
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
 }
 
 async fn recv_incoming(

@@ -123,6 +123,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for PeerStream<T> {
         Poll::Ready(Ok(n))
     }
 
+    /// Plaintext: the transport's own vectored write (one `writev` for many buffers).
+    /// Encrypted: the first non-empty buffer, as `poll_write`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.cipher.is_none() {
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        Pin::new(this).poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.cipher.is_none() && self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;

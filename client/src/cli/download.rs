@@ -140,6 +140,12 @@ pub(crate) struct DownloadArgs {
     allocation: AllocationArg,
     #[command(flatten)]
     discovery: DiscoveryArgs,
+    /// Session-wide upload limit, bytes per second (default: unlimited).
+    #[arg(long, value_name = "BYTES")]
+    upload_limit: Option<u64>,
+    /// Session-wide download limit, bytes per second (default: unlimited).
+    #[arg(long, value_name = "BYTES")]
+    download_limit: Option<u64>,
 }
 
 /// How files get their disk space.
@@ -211,10 +217,19 @@ pub(crate) struct SeedArgs {
     encryption: EncryptionArg,
     #[command(flatten)]
     discovery: DiscoveryArgs,
+    /// Session-wide upload limit, bytes per second (default: unlimited).
+    #[arg(long, value_name = "BYTES")]
+    upload_limit: Option<u64>,
+    /// Session-wide download limit, bytes per second (default: unlimited).
+    #[arg(long, value_name = "BYTES")]
+    download_limit: Option<u64>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+    // One thread for all network work: on a machine whose cores the peers share,
+    // hopping between worker threads costs more (context switches, wakeups) than it
+    // gains. Hashing and disk I/O run on the blocking pool.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Io(format!("starting the runtime: {e}")))
@@ -289,6 +304,8 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
     let listen = a.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     config.listen = (!a.no_listen).then_some(listen);
     config.encryption = a.encryption.into();
+    config.upload_limit = a.upload_limit;
+    config.download_limit = a.download_limit;
     a.discovery.apply(&mut config)?;
     let private = source.torrent().is_some_and(|t| t.info.private);
     // Given --listen, peers may dial in: that is a way too.
@@ -462,6 +479,8 @@ fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
         config.listen = Some(a.listen);
         config.encryption = a.encryption.into();
         a.discovery.apply(&mut config)?;
+        config.upload_limit = a.upload_limit;
+        config.download_limit = a.download_limit;
         let session = Session::new(config)
             .await
             .map_err(|e| listen_error(a.listen, e))?;

@@ -1,10 +1,12 @@
 //! Integration tests of the `rivulet` binary.
 
 mod cli;
+mod datapath;
 mod dht_cli;
 mod discovery;
 mod engine;
 mod faults;
+mod limits;
 mod magnet;
 mod session;
 mod storage;
