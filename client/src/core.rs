@@ -46,8 +46,17 @@ const HASH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// How long a peer that refused a hash request (or did not answer) is not asked again.
 const HASH_REFUSAL: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A peer that contributed to this many failed pieces is banned.
+/// A peer that alone sent this many pieces that failed their hash check is banned.
+/// A peer whose block is shown wrong by a good copy of the piece is banned at once.
 const MAX_STRIKES: u32 = 2;
+
+/// Failed pieces with several senders whose blocks are kept (as digests) until a good
+/// copy of the piece arrives.
+const MAX_SUSPECT_PIECES: usize = 256;
+
+/// Block records kept per suspect piece (a piece failing again and again with new
+/// senders cannot grow this without bound).
+const MAX_SUSPECTS_PER_PIECE: usize = 1024;
 
 /// Limits and what we announce.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +180,21 @@ pub enum PieceCheck {
     StorageFailed(String),
 }
 
+/// One block of a failed piece with several senders: who sent it and its digest.
+#[derive(Debug, Clone)]
+struct Suspect {
+    block: usize,
+    key: PeerKey,
+    peer_id: PeerId,
+    addr: Option<SocketAddr>,
+    digest: [u8; 20],
+}
+
+fn block_digest(data: &[u8]) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(data).into()
+}
+
 struct CorePeer {
     state: PeerState,
     peer_id: PeerId,
@@ -198,7 +222,14 @@ pub struct TorrentCore {
     next_key: PeerKey,
     /// Blocks received of the pieces in progress, by block index.
     buffers: HashMap<u32, Vec<Bytes>>,
-    contributors: HashMap<u32, Vec<PeerKey>>,
+    /// Who sent each block of [`Self::buffers`] (same indices).
+    senders: HashMap<u32, Vec<Option<PeerKey>>>,
+    /// Pieces being hash-checked: their blocks (shared, not copied) and senders, kept
+    /// to attribute a failure to the blocks that were wrong.
+    checking: HashMap<u32, (Vec<Bytes>, Vec<Option<PeerKey>>)>,
+    /// Blocks of failed pieces that had several senders, until a good copy of the
+    /// piece shows which of them lied (at most [`MAX_SUSPECT_PIECES`] pieces).
+    suspects: HashMap<u32, Vec<Suspect>>,
     banned_ids: HashSet<PeerId>,
     banned_addrs: HashSet<SocketAddr>,
     choker: Choker<PeerKey>,
@@ -237,7 +268,9 @@ impl TorrentCore {
             by_id: HashMap::new(),
             next_key: 1,
             buffers: HashMap::new(),
-            contributors: HashMap::new(),
+            senders: HashMap::new(),
+            checking: HashMap::new(),
+            suspects: HashMap::new(),
             banned_ids: HashSet::new(),
             banned_addrs: HashSet::new(),
             choker: {
@@ -581,9 +614,12 @@ impl TorrentCore {
 
     /// The outcome of [`Action::CheckPiece`].
     pub fn handle_piece_checked(&mut self, now: Instant, index: u32, result: PieceCheck) {
-        let contributors = self.contributors.remove(&index).unwrap_or_default();
+        let (blocks, senders) = self.checking.remove(&index).unwrap_or_default();
         match result {
             PieceCheck::Stored => {
+                if let Some(suspects) = self.suspects.remove(&index) {
+                    self.convict(&blocks, suspects, now);
+                }
                 self.picker.piece_verified(index);
                 for p in self.peers.values_mut() {
                     p.state.have(index);
@@ -598,7 +634,7 @@ impl TorrentCore {
                 self.hash_failures += 1;
                 self.picker.piece_failed(index);
                 tracing::warn!(piece = index, "piece failed its hash check");
-                self.strike(&contributors, now);
+                self.attribute_failure(index, &blocks, &senders, now);
             }
             PieceCheck::StorageFailed(e) => {
                 self.picker.piece_failed(index);
@@ -638,6 +674,82 @@ impl TorrentCore {
                 }
             }
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// A piece failed its check. With one sender, that sender lied: a strike. With
+    /// several, which one lied is unknown until a good copy arrives: their blocks'
+    /// digests are kept (bounded) and [`Self::convict`] compares them then, so an
+    /// honest peer that shared a piece with a liar is never punished.
+    fn attribute_failure(
+        &mut self,
+        index: u32,
+        blocks: &[Bytes],
+        senders: &[Option<PeerKey>],
+        now: Instant,
+    ) {
+        let mut distinct: Vec<PeerKey> = senders.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() <= 1 {
+            self.strike(&distinct, now);
+            return;
+        }
+        if !self.suspects.contains_key(&index) && self.suspects.len() >= MAX_SUSPECT_PIECES {
+            tracing::debug!(
+                piece = index,
+                "too many suspect pieces: failure not attributed"
+            );
+            return;
+        }
+        let records = self.suspects.entry(index).or_default();
+        for (block, (data, sender)) in blocks.iter().zip(senders).enumerate() {
+            let Some(key) = sender else { continue };
+            let Some(p) = self.peers.get(key) else {
+                continue;
+            };
+            if records.len() >= MAX_SUSPECTS_PER_PIECE {
+                break;
+            }
+            records.push(Suspect {
+                block,
+                key: *key,
+                peer_id: p.peer_id,
+                addr: p.listen_addr.or(p.addr),
+                digest: block_digest(data),
+            });
+        }
+    }
+
+    /// A good copy of a piece that failed before: every peer whose block differs from
+    /// the good one is banned (it is proven to have sent wrong data).
+    fn convict(&mut self, good: &[Bytes], suspects: Vec<Suspect>, now: Instant) {
+        let mut liars: Vec<Suspect> = Vec::new();
+        for s in suspects {
+            let Some(data) = good.get(s.block) else {
+                continue;
+            };
+            if block_digest(data) != s.digest && !liars.iter().any(|l| l.peer_id == s.peer_id) {
+                liars.push(s);
+            }
+        }
+        for l in liars {
+            tracing::warn!(addr = ?l.addr, id = %l.peer_id, block = l.block, "a good copy of a failed piece shows this peer sent a wrong block");
+            self.banned_ids.insert(l.peer_id);
+            if let Some(a) = l.addr {
+                self.banned_addrs.insert(a);
+            }
+            if self
+                .peers
+                .get(&l.key)
+                .is_some_and(|p| p.peer_id == l.peer_id)
+            {
+                self.drop_peer(
+                    l.key,
+                    "banned: sent data that failed hash checks".into(),
+                    now,
+                );
+            }
         }
     }
 
@@ -805,30 +917,39 @@ impl TorrentCore {
         if !got.new {
             return;
         }
-        let who = self.contributors.entry(r.index).or_default();
-        if !who.contains(&key) {
-            who.push(key);
-        }
         for (peer, req) in &got.cancel {
             if let Some(p) = self.peers.get_mut(peer) {
                 p.state.cancel(*req);
             }
         }
         let plen = self.picker.piece_len(r.index);
+        let count = plen.div_ceil(BLOCK_SIZE) as usize;
         let blocks = self
             .buffers
             .entry(r.index)
-            .or_insert_with(|| vec![Bytes::new(); plen.div_ceil(BLOCK_SIZE) as usize]);
+            .or_insert_with(|| vec![Bytes::new(); count]);
+        let senders = self
+            .senders
+            .entry(r.index)
+            .or_insert_with(|| vec![None; count]);
         // The picker accepted it: a block of this piece, at a block boundary, with the
         // length it asked for.
-        if let Some(slot) = blocks.get_mut((r.begin / BLOCK_SIZE) as usize) {
+        let at = (r.begin / BLOCK_SIZE) as usize;
+        if let Some(slot) = blocks.get_mut(at) {
             *slot = b.data;
         }
+        if let Some(slot) = senders.get_mut(at) {
+            *slot = Some(key);
+        }
         if let Some(index) = got.piece_complete {
+            let senders = self.senders.remove(&index).unwrap_or_default();
             match self.buffers.remove(&index) {
-                Some(blocks) => self
-                    .actions
-                    .push_back(Action::CheckPiece(index, PieceData::new(blocks))),
+                Some(blocks) => {
+                    // Shared handles, not copies: kept only until the check answers.
+                    self.checking.insert(index, (blocks.clone(), senders));
+                    self.actions
+                        .push_back(Action::CheckPiece(index, PieceData::new(blocks)))
+                }
                 None => self.picker.piece_failed(index),
             }
         }
@@ -1310,6 +1431,89 @@ mod tests {
         // It may not come back.
         connect(&mut leech, &mut seed, now);
         assert_eq!(leech.key_of_other, None);
+    }
+
+    #[test]
+    fn a_liar_sharing_pieces_with_an_honest_peer_is_found_by_its_blocks() {
+        // One piece of two blocks; one request per peer at a time, so the two peers
+        // each send one block of it.
+        let total = PIECE as usize;
+        let good = content(total);
+        let mut leech = node(2, vec![0; total], false, total);
+        leech.core.config.max_outstanding = 1;
+        leech.core.peer_config.max_outgoing_requests = 1;
+        let now = Instant::now();
+        let np = |id: u8| NewPeer {
+            peer_id: PeerId([id; 20]),
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing: true,
+        };
+        let honest = leech.core.handle_connect(now, np(10)).unwrap();
+        let liar = leech.core.handle_connect(now, np(11)).unwrap();
+        for k in [honest, liar] {
+            leech.core.handle_message(now, k, Message::HaveAll);
+            leech.core.handle_message(now, k, Message::Unchoke);
+        }
+        let mut liar_connected = true;
+        for _ in 0..1000 {
+            let mut blocks = Vec::new();
+            let mut checks = Vec::new();
+            while let Some(act) = leech.core.poll_action() {
+                match act {
+                    Action::Send(k, Message::Request(r)) => {
+                        let s = r.begin as usize;
+                        let mut d = good[s..s + r.length as usize].to_vec();
+                        if k == liar {
+                            d[0] ^= 1;
+                        }
+                        let b = Block {
+                            index: r.index,
+                            begin: r.begin,
+                            data: d.into(),
+                        };
+                        blocks.push((k, b));
+                    }
+                    Action::CheckPiece(i, d) => checks.push((i, d.to_vec())),
+                    Action::Finish => leech.core.handle_finished(Ok(())),
+                    _ => {}
+                }
+            }
+            if blocks.is_empty() && checks.is_empty() {
+                break;
+            }
+            for (i, d) in checks {
+                let ok: [u8; 20] = Sha1::digest(&d).into();
+                let r = if ok == leech.hashes[i as usize] {
+                    PieceCheck::Stored
+                } else {
+                    PieceCheck::BadHash
+                };
+                leech.core.handle_piece_checked(now, i, r);
+                let s = leech.core.status();
+                if liar_connected && s.hash_failures == 2 {
+                    // Two failed pieces, each with both peers' blocks: under "every
+                    // contributor gets a strike" both would be banned now.
+                    assert_eq!((s.peers, s.peers_banned), (2, 0), "{s:?}");
+                    leech.core.handle_disconnect(now, liar);
+                    liar_connected = false;
+                }
+            }
+            // The liar's block lands first, so each piece it takes part in fails.
+            blocks.sort_by_key(|(k, _)| *k != liar);
+            for (k, b) in blocks {
+                if k != liar || liar_connected {
+                    leech.core.handle_message(now, k, Message::Piece(b));
+                }
+            }
+        }
+        let s = leech.core.status();
+        assert!(s.complete, "{s:?}");
+        assert_eq!(s.hash_failures, 2);
+        // The good copy shows whose block was wrong: the liar is banned, the honest
+        // peer is still connected.
+        assert_eq!((s.peers, s.peers_banned), (1, 1), "{s:?}");
+        assert!(leech.core.handle_connect(now, np(11)).is_none());
     }
 
     /// Several cores with in-memory links; messages from `mute` nodes' pieces are lost.
