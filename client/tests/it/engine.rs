@@ -8,17 +8,7 @@ use std::time::Duration;
 use metainfo::{Torrent, TorrentBuilder, Version};
 use rivulet::{AddOptions, Config, Session};
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::transfer::noise;
 
 fn make(root: &Path) -> Torrent {
     let dir = root.join("data");

@@ -9,20 +9,10 @@ use std::time::{Duration, Instant};
 
 use metainfo::{Torrent, Verifier};
 
+use crate::transfer::noise;
+
 const BIN: &str = env!("CARGO_BIN_EXE_rivulet");
 const PIECE: usize = 32768;
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// A child process, killed (SIGKILL) on drop.
 struct Proc {

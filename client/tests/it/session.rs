@@ -11,20 +11,10 @@ use std::time::Duration;
 use metainfo::{Torrent, TorrentBuilder, Version};
 use rivulet::{AddOptions, Config, Phase, Session, TorrentError, TorrentHandle};
 
+use crate::transfer::noise;
+
 const LIMIT: Duration = Duration::from_secs(60);
 const PIECE: usize = 32768;
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `root/<name>/{a.bin, sub/b.bin}` and its torrent.
 fn make(root: &Path, name: &str, seed: u64, version: Version) -> Torrent {

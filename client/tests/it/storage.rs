@@ -10,17 +10,7 @@ use rivulet::{AddOptions, Config, Session, TorrentHandle};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::transfer::noise;
 
 /// Five files with 32 KiB pieces (v1 layout: pieces straddle files).
 const FILES: &[(&str, usize)] = &[
