@@ -103,8 +103,12 @@ struct Tier {
     event: Event,
     /// When the next announce is due; `None`: now.
     next_at: Option<Instant>,
-    /// The request out, and which tracker it went to.
-    in_flight: Option<(Token, usize)>,
+    /// The request out, which tracker it went to, and the event it carries (the tier's
+    /// `event` may change while it is out: its answer acknowledges only what it carried).
+    in_flight: Option<(Token, usize, Event)>,
+    /// `completed` came while a `started` (with bytes left) was out: send `completed`
+    /// once that `started` got through.
+    completed_pending: bool,
     /// The tier has nothing more to do (it announced `stopped`, or gave up on it).
     done: bool,
 }
@@ -177,6 +181,7 @@ impl TrackerSet {
                     event: Event::Started,
                     next_at: None,
                     in_flight: None,
+                    completed_pending: false,
                     done: false,
                 }
             })
@@ -217,10 +222,16 @@ impl TrackerSet {
         }
         self.announce.left = 0;
         for t in &mut self.tiers {
-            if t.event != Event::Started {
-                t.event = Event::Completed;
+            match (t.event, t.in_flight) {
+                // A `started` with bytes left is out: `completed` follows its answer.
+                (Event::Started, Some(_)) => t.completed_pending = true,
+                // Not announced yet: its `started` goes out with nothing left.
+                (Event::Started, None) => {}
+                _ => t.event = Event::Completed,
             }
-            t.next_at = Some(now);
+            if t.in_flight.is_none() {
+                t.next_at = Some(now);
+            }
         }
         self.schedule(now);
     }
@@ -313,7 +324,7 @@ impl TrackerSet {
             let mut announce = self.announce.clone();
             announce.event = tier.event;
             announce.tracker_id = t.tracker_id.clone();
-            tier.in_flight = Some((token, i));
+            tier.in_flight = Some((token, i, tier.event));
             self.ready.push_back(TrackerRequest {
                 token,
                 url: t.url.clone(),
@@ -337,13 +348,13 @@ impl TrackerSet {
         let Some(ti) = self
             .tiers
             .iter()
-            .position(|t| t.in_flight.is_some_and(|(tok, _)| tok == token))
+            .position(|t| t.in_flight.is_some_and(|(tok, _, _)| tok == token))
         else {
             return;
         };
         let stopping = self.stopping;
         let tier = &mut self.tiers[ti];
-        let Some((_, i)) = tier.in_flight.take() else {
+        let Some((_, i, sent)) = tier.in_flight.take() else {
             return;
         };
         let url = tier.trackers[i].url.clone();
@@ -362,7 +373,7 @@ impl TrackerSet {
                         message: w,
                     });
                 }
-                if tier.event == Event::Stopped {
+                if sent == Event::Stopped {
                     tier.done = true;
                 } else if stopping {
                     // A `started` that got through after `stop`: take it back now.
@@ -376,8 +387,18 @@ impl TrackerSet {
                     } else {
                         interval.max(self.config.min_interval)
                     };
-                    tier.event = Event::None;
-                    tier.next_at = Some(now + interval);
+                    if sent == Event::Started && tier.completed_pending {
+                        // The download finished while `started` was out.
+                        tier.completed_pending = false;
+                        tier.event = Event::Completed;
+                        tier.next_at = Some(now);
+                    } else if sent == Event::Started || tier.event == sent {
+                        tier.event = Event::None;
+                        tier.next_at = Some(now + interval);
+                    } else {
+                        // `completed` was asked for while a regular announce was out.
+                        tier.next_at = Some(now);
+                    }
                 }
                 if !r.peers.is_empty() && !stopping {
                     self.events.push_back(TrackerSetEvent::Peers {
@@ -395,7 +416,7 @@ impl TrackerSet {
                     .saturating_mul(1u32 << (t.fails - 1).min(16))
                     .min(self.config.max_backoff);
                 t.retry_at = Some(now + backoff);
-                if stopping && tier.event == Event::Started {
+                if stopping && sent == Event::Started {
                     // A `started` that failed after `stop`: nothing to take back.
                     tier.done = true;
                 }
@@ -501,6 +522,49 @@ mod tests {
         }
         assert!(s.is_done());
         assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == TrackerSetEvent::Stopped));
+    }
+
+    #[test]
+    fn answers_acknowledge_only_the_event_they_carried() {
+        let t0 = Instant::now();
+        let mut s = set(&[&["a"]]);
+        // `completed` while `started` (with bytes left) is out: it follows the answer.
+        let r = s.poll_request(t0).unwrap();
+        assert_eq!(r.announce.event, Event::Started);
+        s.completed(t0);
+        assert!(s.poll_request(t0).is_none());
+        s.handle_response(t0, r.token, ok(100));
+        let r = s.poll_request(t0).unwrap();
+        assert_eq!((r.announce.event, r.announce.left), (Event::Completed, 0));
+        s.handle_response(t0, r.token, ok(100));
+        // `stop` while a regular announce is out: its answer is not the `stopped`
+        // acknowledgement; `stopped` goes out after it.
+        let t = t0 + Duration::from_secs(100);
+        let r = s.poll_request(t).unwrap();
+        assert_eq!(r.announce.event, Event::None);
+        s.stop(t);
+        assert!(s.poll_request(t).is_none());
+        s.handle_response(t, r.token, ok(100));
+        assert!(!s.is_done());
+        let r = s.poll_request(t).unwrap();
+        assert_eq!(r.announce.event, Event::Stopped);
+        s.handle_response(t, r.token, ok(100));
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn completed_during_a_regular_announce_is_sent_after_it() {
+        let t0 = Instant::now();
+        let mut s = set(&[&["a"]]);
+        let r = s.poll_request(t0).unwrap();
+        s.handle_response(t0, r.token, ok(100));
+        let t = t0 + Duration::from_secs(100);
+        let r = s.poll_request(t).unwrap();
+        assert_eq!(r.announce.event, Event::None);
+        s.completed(t);
+        s.handle_response(t, r.token, ok(100));
+        let r = s.poll_request(t).unwrap();
+        assert_eq!(r.announce.event, Event::Completed);
     }
 
     #[test]
