@@ -37,6 +37,11 @@ const FILES: &[(&str, usize)] = &[
 
 /// Writes `root/content/...` and a torrent for it; returns the torrent path.
 pub(crate) fn make_torrent(root: &Path, version: &str) -> PathBuf {
+    make_torrent_with(root, version, &[])
+}
+
+/// [`make_torrent`] announcing to `trackers`.
+pub(crate) fn make_torrent_with(root: &Path, version: &str, trackers: &[&str]) -> PathBuf {
     let content = root.join("content");
     for (i, (name, len)) in FILES.iter().enumerate() {
         let p = content.join(name);
@@ -46,6 +51,7 @@ pub(crate) fn make_torrent(root: &Path, version: &str) -> PathBuf {
     let torrent = root.join("t.torrent");
     let o = Command::new(BIN)
         .args(["create", "--piece-length", "32768", "--version", version])
+        .args(trackers.iter().flat_map(|t| ["-t", t]))
         .arg(&content)
         .arg("-o")
         .arg(&torrent)
@@ -355,6 +361,39 @@ fn libtorrent_seed_to_rivulet(version: &str, enc: u8) {
 #[test]
 fn rivulet_downloads_from_a_libtorrent_seed() {
     libtorrent_seed_to_rivulet("hybrid", 1);
+}
+
+#[test]
+fn rivulet_downloads_from_a_libtorrent_seed_found_through_a_tracker() {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let tracker = crate::transmission::Tracker::start();
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent_with(src.path(), "v1", &[&tracker.url()]);
+    let (_lt, _port) = lt_peer(&python, "seed", &torrent, src.path(), 1);
+    tracker.wait(&torrent, "the libtorrent seed", |s| s.complete >= 1);
+    // No --peer and no DHT: the torrent's tracker is the only way to the seed.
+    let o = Command::new(BIN)
+        .arg("download")
+        .arg(&torrent)
+        .arg("-o")
+        .arg(dst.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-dht",
+            "--timeout",
+            "60",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = result_json(&o);
+    assert_eq!(v["complete"], true);
+    assert_same_content(src.path(), dst.path());
 }
 
 #[test]

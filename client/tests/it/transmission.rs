@@ -173,13 +173,13 @@ impl Daemon {
     }
 }
 
-struct Tracker {
+pub(crate) struct Tracker {
     _rt: tokio::runtime::Runtime,
     server: TrackerServer,
 }
 
 impl Tracker {
-    fn start() -> Tracker {
+    pub(crate) fn start() -> Tracker {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -197,7 +197,7 @@ impl Tracker {
         Tracker { _rt: rt, server }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/announce", self.server.http_addr().unwrap())
     }
 
@@ -214,7 +214,12 @@ impl Tracker {
             .stats(&tracker::InfoHash(ih))
     }
 
-    fn wait(&self, torrent: &Path, what: &str, ok: impl Fn(tracker::ScrapeStats) -> bool) {
+    pub(crate) fn wait(
+        &self,
+        torrent: &Path,
+        what: &str,
+        ok: impl Fn(tracker::ScrapeStats) -> bool,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !ok(self.stats(torrent)) {
             assert!(
