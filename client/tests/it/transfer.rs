@@ -462,6 +462,26 @@ fn libtorrent_downloads_a_v2_only_torrent_from_a_rivulet_seed() {
 /// Makes a torrent of `root/content` with libtorrent itself (`v2_only` or hybrid, with
 /// its own padding files), so rivulet's reading of v2 file trees, piece layers and
 /// padding is checked against the reference implementation's writing of them.
+/// A copy of `torrent` in `dir` without its `piece layers` (what a v2 magnet gives a
+/// peer), written by libtorrent's own bencoder.
+fn strip_piece_layers(python: &Path, torrent: &Path, dir: &Path) -> PathBuf {
+    let stripped = dir.join("no-layers.torrent");
+    let o = Command::new(python)
+        .args([
+            "-c",
+            "import sys, libtorrent as lt\n\
+             d = lt.bdecode(open(sys.argv[1], 'rb').read())\n\
+             del d[b'piece layers']\n\
+             open(sys.argv[2], 'wb').write(lt.bencode(d))",
+        ])
+        .arg(torrent)
+        .arg(&stripped)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    stripped
+}
+
 fn lt_create(python: &Path, root: &Path, v2_only: bool) -> PathBuf {
     let torrent = root.join(if v2_only {
         "lt-v2.torrent"
@@ -528,20 +548,7 @@ fn libtorrent_completes_a_v2_torrent_without_piece_layers_from_a_rivulet_seed() 
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     let torrent = make_torrent(src.path(), "v2");
-    let stripped = src.path().join("no-layers.torrent");
-    let o = Command::new(&python)
-        .args([
-            "-c",
-            "import sys, libtorrent as lt\n\
-             d = lt.bdecode(open(sys.argv[1], 'rb').read())\n\
-             del d[b'piece layers']\n\
-             open(sys.argv[2], 'wb').write(lt.bencode(d))",
-        ])
-        .arg(&torrent)
-        .arg(&stripped)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+    let stripped = strip_piece_layers(&python, &torrent, src.path());
     let (_seed, port) = rivulet_seed(&torrent, src.path());
     let (mut lt, _) = lt_peer(&python, "leech", &stripped, dst.path(), 1);
     lt.send(&format!("connect {port}"));
@@ -580,20 +587,7 @@ fn libtorrent_checks_pieces_with_v2_hashes_a_rivulet_seed_sends() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    let stripped = root.path().join("no-layers.torrent");
-    let o = Command::new(&python)
-        .args([
-            "-c",
-            "import sys, libtorrent as lt\n\
-             d = lt.bdecode(open(sys.argv[1], 'rb').read())\n\
-             del d[b'piece layers']\n\
-             open(sys.argv[2], 'wb').write(lt.bencode(d))",
-        ])
-        .arg(&torrent)
-        .arg(&stripped)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{o:?}");
+    let stripped = strip_piece_layers(&python, &torrent, root.path());
     let (_seed, port) = rivulet_seed(&torrent, &half);
     std::fs::create_dir_all(&dst).unwrap();
     let (mut lt, _) = lt_peer(&python, "leech", &stripped, &dst, 1);
