@@ -2,7 +2,8 @@
 # The swarm benchmark: rivulet and libtorrent 2.1.1, one seed -> one leech, 1 GiB on
 # loopback, every pairing in the same run, then peak RSS of a session seeding 100
 # torrents. Prints a Markdown table (progress on stderr). Arguments go to swarm.py
-# (--size BYTES, --rounds N, --pairs lt-lt,rv-rv,rv-lt,lt-rv, --many N, --timeout S).
+# (--size BYTES, --rounds N, --pairs lt-lt,rv-rv,rv-lt,lt-rv,fl-fl,fr-fr, --many N,
+# --timeout S). fl-fl / fr-fr are the floor: floor.c moving the same file with no protocol.
 #
 #   bash client/benches/swarm/run.sh [--rounds 3]
 set -euo pipefail
@@ -18,8 +19,14 @@ if [ -z "$py" ] || ! "$py" -c 'import libtorrent' 2>/dev/null; then
   exit 0
 fi
 cargo build --release -q -p rivulet --bin rivulet --example seed_many
+floor=()
+if cc -O2 -o "${TMPDIR:-/tmp}/rivulet-swarm-floor" "$here/floor.c" -lcrypto -lpthread 2>/dev/null; then
+  floor=(--floor "${TMPDIR:-/tmp}/rivulet-swarm-floor")
+else
+  echo "note: floor.c not built (needs cc and OpenSSL headers, e.g. apt install gcc libssl-dev)" >&2
+fi
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 exec timeout 1800 "$py" "$here/swarm.py" \
   --rivulet "$target/release/rivulet" \
   --seed-many "$target/release/examples/seed_many" \
-  --python "$py" "$@"
+  --python "$py" "${floor[@]}" "$@"

@@ -8,6 +8,10 @@ up) to the leech having every piece verified; throughput = size / wall; CPU seco
 (user + system, all threads) of each process over that interval, from /proc/PID/stat,
 scaled to one GiB. Every process is a separate OS process (`rivulet seed`,
 `rivulet download`, lt_node.py).
+
+The floor pairs (`fl-fl`: sendfile, `fr-fr`: pread + send) run floor.c instead: no
+protocol at all, just the copies, the SHA-1 check and the file writes that any client
+must do, so they bound what any seed/leech pair can reach on the machine.
 """
 import argparse
 import os
@@ -167,6 +171,28 @@ class Bench:
             seed.close()
             shutil.rmtree(dst, ignore_errors=True)
 
+    def floor(self, mode, src, size):
+        """floor.c: the same bytes, hashes and writes with no protocol (see the docstring)."""
+        if not self.a.floor:
+            raise RuntimeError("no floor binary (run.sh builds it with cc and OpenSSL headers)")
+        dst = tempfile.mkdtemp(prefix="swarm-floor-", dir=self.a.dir)
+        try:
+            name = os.listdir(src)[0]
+            out = subprocess.run([self.a.floor, os.path.join(src, name), os.path.join(dst, name), mode],
+                                 check=True, capture_output=True, text=True, timeout=self.a.timeout).stdout
+            self.verify(dst, src, None)
+            f = dict(kv.split("=") for kv in out.split()[1:])
+            gib = size / GIB
+            return {
+                "pair": f"floor ({mode})",
+                "wall": float(f["wall"]),
+                "mbps": size / float(f["wall"]) / 1e6,
+                "seed_cpu": float(f["seed_cpu"]) / gib,
+                "leech_cpu": float(f["leech_cpu"]) / gib,
+            }
+        finally:
+            shutil.rmtree(dst, ignore_errors=True)
+
     def verify(self, dst, src, torrent):
         """The downloaded file equals the source (size, then sampled bytes + cmp)."""
         name = os.listdir(src)[0]
@@ -200,7 +226,9 @@ def main():
     ap.add_argument("--timeout", type=int, default=180, help="per transfer, seconds")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed first transfer")
-    ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv")
+    ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv,fl-fl",
+                    help="lt: libtorrent, rv: rivulet; fl-fl / fr-fr: the floor (floor.c)")
+    ap.add_argument("--floor", help="the floor.c binary (fl-fl, fr-fr pairs)")
     ap.add_argument("--many", type=int, default=100, help="torrents for the RSS test (0: skip)")
     ap.add_argument("--many-size", type=int, default=4 << 20, help="bytes per torrent")
     args = ap.parse_args()
@@ -223,7 +251,14 @@ def main():
         for r in range(args.rounds):
             for pair in filter(None, args.pairs.split(",")):
                 s, l = pair.split("-")
-                row = bench.transfer(names[s], names[l], torrent, src, args.size)
+                if pair in ("fl-fl", "fr-fr"):
+                    if not args.floor:
+                        print(f"  SKIP {pair}: floor.c not built (needs cc and OpenSSL headers)",
+                              file=sys.stderr, flush=True)
+                        continue
+                    row = bench.floor("sendfile" if s == "fl" else "read", src, args.size)
+                else:
+                    row = bench.transfer(names[s], names[l], torrent, src, args.size)
                 row["round"] = r + 1
                 rows.append(row)
                 print(f"  round {r + 1} {row['pair']:<24} {row['wall']:6.2f} s {row['mbps']:7.0f} MB/s",
