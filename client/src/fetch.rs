@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use handshake::{Options, PeerConnection, PeerId, Reserved, connect_tcp};
+use handshake::{PeerConnection, PeerId, Reserved};
 use metainfo::{InfoHash, InfoHashV1};
 use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage, UT_METADATA};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -475,21 +475,16 @@ impl<'a> Phase1<'a> {
                 return;
             };
             self.dialing.insert(addr);
-            let mut options = Options::new(config.handshake_config());
-            options.encryption = config.encryption;
-            options.timeout = config.handshake_timeout;
-            let (hash, utx) = (self.wire_hash, utx.clone());
-            self.tasks.spawn(async move {
-                let r = connect_tcp(addr, &options, hash, None).await;
-                drop(half_open);
-                match r {
-                    Ok(conn) => {
-                        let _ = utx.send(Input::Connected(Box::new(conn), true, Some(slot)));
-                    }
-                    Err(e) => debug!(%addr, error = %e, "connecting failed"),
-                }
-                let _ = utx.send(Input::DialDone(addr));
-            });
+            torrent::spawn_dial(
+                &mut self.tasks,
+                config,
+                addr,
+                self.wire_hash,
+                (slot, half_open),
+                utx,
+                |conn, slot| Input::Connected(conn, true, Some(slot)),
+                Input::DialDone,
+            );
         }
     }
 

@@ -626,6 +626,39 @@ impl TorrentHandle {
     }
 }
 
+/// Dials `addr` as a task on `tasks`: TCP connect plus handshake for `info_hash` with
+/// the session's handshake settings. The half-open slot is held until the handshake
+/// ends; an established connection goes to `utx` through `connected` with its
+/// connection `slot`, and `done(addr)` follows either way (the metadata phase and the
+/// torrent driver dial alike, each with its own input type).
+#[allow(clippy::too_many_arguments)] // each is a distinct part of the dial
+pub(crate) fn spawn_dial<I: Send + 'static>(
+    tasks: &mut JoinSet<()>,
+    config: &Config,
+    addr: SocketAddr,
+    info_hash: InfoHashV1,
+    (slot, half_open): (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    utx: &mpsc::UnboundedSender<I>,
+    connected: fn(Box<PeerConnection<TcpStream>>, OwnedSemaphorePermit) -> I,
+    done: fn(SocketAddr) -> I,
+) {
+    let mut options = Options::new(config.handshake_config());
+    options.encryption = config.encryption;
+    options.timeout = config.handshake_timeout;
+    let utx = utx.clone();
+    tasks.spawn(async move {
+        let r = connect_tcp(addr, &options, info_hash, None).await;
+        drop(half_open);
+        match r {
+            Ok(conn) => {
+                let _ = utx.send(connected(Box::new(conn), slot));
+            }
+            Err(e) => debug!(%addr, error = %e, "connecting failed"),
+        }
+        let _ = utx.send(done(addr));
+    });
+}
+
 /// Deletes the torrent's files (never padding, never outside the root, never through
 /// a symlink), then the directories they leave empty (not the root), then the resume
 /// file.
@@ -1216,21 +1249,16 @@ impl Driver {
             };
             self.dialing.insert(addr);
             self.last_dial.insert(addr, Instant::now());
-            let mut options = Options::new(self.config.handshake_config());
-            options.encryption = self.config.encryption;
-            options.timeout = self.config.handshake_timeout;
-            let (info_hash, utx) = (self.info_hash, utx.clone());
-            self.tasks.spawn(async move {
-                let r = connect_tcp(addr, &options, info_hash, None).await;
-                drop(half_open);
-                match r {
-                    Ok(conn) => {
-                        let _ = utx.send(Input::Connected(Box::new(conn), true, Some(slot)));
-                    }
-                    Err(e) => debug!(%addr, error = %e, "connecting failed"),
-                }
-                let _ = utx.send(Input::DialDone(addr));
-            });
+            spawn_dial(
+                &mut self.tasks,
+                &self.config,
+                addr,
+                self.info_hash,
+                (slot, half_open),
+                utx,
+                |conn, slot| Input::Connected(conn, true, Some(slot)),
+                Input::DialDone,
+            );
         }
     }
 
