@@ -12,13 +12,22 @@
 //!   when the download finishes (not for a torrent that was complete when added), regular
 //!   announces at the tracker's interval (never more often than once a minute), and
 //!   `stopped` when the torrent is [removed](crate::TorrentHandle::remove), closed or
-//!   shut down, or its session dropped (after the announces in flight and a pending
+//!   shut down, its session [closed](crate::Session::close) or dropped, or the torrent
+//!   [paused](crate::TorrentHandle::pause) (after the announces in flight and a pending
 //!   `completed` have been answered, so a
 //!   download that ends right after completing is still counted by the tracker);
 //! - unless the torrent is private (BEP 27), looks the info hash up in the DHT (again
 //!   after 5 s, 10 s, ... up to 5 min while it finds nobody, else every 15 min) and
 //!   announces our listening port there;
-//! - unless the torrent is private, hears the session's LSD announces for the torrent.
+//! - unless the torrent is private, announces it with the session's LSD and hears
+//!   others' LSD announces for it.
+//!
+//! A paused torrent does none of this: one added paused announces nothing until it is
+//! [resumed](crate::TorrentHandle::resume); pausing tells the trackers `stopped`, stops
+//! the DHT lookups and withdraws the torrent from LSD, and resuming starts over with
+//! `started`. A magnet link or bare info hash is taken as public until its metadata
+//! arrives: if the info dictionary says private, the DHT lookups end, the torrent is
+//! withdrawn from LSD, and peers found there are no longer taken.
 //!
 //! Every address found goes to the torrent once (deduplicated, at most
 //! [`MAX_FOUND`] per torrent, our own listening address skipped), through the same path as
@@ -36,7 +45,8 @@ use tracker::{
     Announce, AnnounceResponse, Event, Token, TrackerRequest, TrackerSet, TrackerSetEvent,
 };
 
-use crate::torrent::{PeerSink, Status};
+use crate::lsd::LsdRegistrar;
+use crate::torrent::{Origin, PeerSink, Phase, Status};
 
 /// Distinct peer addresses handed to a torrent at most; later ones are dropped.
 pub const MAX_FOUND: usize = 2000;
@@ -87,7 +97,9 @@ pub struct DiscoveryStatus {
     pub dht_lookups: u32,
     /// DHT nodes that accepted our last announce.
     pub dht_announced: usize,
-    /// Whether every tracker has acknowledged `stopped` (or failed it).
+    /// Whether every tracker has acknowledged `stopped` (or failed it): after the
+    /// torrent left, or was paused (`false` again once it is resumed); `true` at once
+    /// for a torrent that never announced.
     pub stopped: bool,
 }
 
@@ -101,13 +113,6 @@ impl DiscoveryStatus {
             .collect();
         (!e.is_empty()).then(|| e.join("; "))
     }
-}
-
-/// The source of a found address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    Dht,
-    Lsd,
 }
 
 /// What a torrent's discovery needs.
@@ -125,8 +130,8 @@ pub(crate) struct Params {
     pub(crate) announcer: AnnouncerConfig,
     /// `None` for private torrents or without a DHT.
     pub(crate) dht: Option<dht::Dht>,
-    /// Peers from local service discovery (`None` for private torrents or without LSD).
-    pub(crate) lsd: Option<mpsc::Receiver<SocketAddr>>,
+    /// Local service discovery (`None` for private torrents or without LSD).
+    pub(crate) lsd: Option<LsdRegistrar>,
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) sink: PeerSink,
 }
@@ -218,8 +223,9 @@ struct Feed {
 }
 
 impl Feed {
-    /// Hands `addr` to the torrent if it is new; returns whether it was.
-    fn offer(&mut self, addr: SocketAddr) -> bool {
+    /// Hands `addr` (found through `origin`) to the torrent if it is new; returns
+    /// whether it was.
+    fn offer(&mut self, addr: SocketAddr, origin: Origin) -> bool {
         if addr.port() == 0 || addr.ip().is_unspecified() || addr.ip().is_multicast() {
             return false;
         }
@@ -234,7 +240,7 @@ impl Feed {
         if self.seen.len() >= MAX_FOUND || !self.seen.insert(addr) {
             return false;
         }
-        self.sink.add(addr);
+        self.sink.add(addr, origin);
         true
     }
 }
@@ -252,30 +258,162 @@ fn left(s: &Status) -> u64 {
 /// `left` while the size is unknown.
 const UNKNOWN_LEFT: u64 = 16 * 1024;
 
-async fn run(
-    p: Params,
-    mut stop: watch::Receiver<bool>,
+/// What ended an active period of discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The torrent was paused: trackers were told `stopped`; wait for a resume.
+    Paused,
+    /// Discovery stops for good (removed, closed, shut down, session gone).
+    Stop,
+}
+
+/// Discovery state that outlives pauses.
+struct Ctx {
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    port: u16,
+    tiers: Vec<Vec<String>>,
+    extra: Vec<String>,
+    config: AnnouncerConfig,
+    dht: Option<dht::Dht>,
+    lsd: Option<LsdRegistrar>,
+    status_rx: watch::Receiver<Status>,
+    stop: watch::Receiver<bool>,
     status_tx: watch::Sender<DiscoveryStatus>,
-) {
+    feed: Feed,
+    ds: DiscoveryStatus,
+    was_complete: bool,
+    /// The metadata says private (BEP 27; a magnet link learns it late): the DHT and
+    /// LSD are not used from then on.
+    private: bool,
+}
+
+impl Ctx {
+    fn publish(&self) {
+        let ds = &self.ds;
+        self.status_tx.send_if_modified(|old| {
+            let changed = *old != *ds;
+            if changed {
+                *old = ds.clone();
+            }
+            changed
+        });
+    }
+
+    fn stop_asked(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Notes a status that says the torrent is private.
+    fn note_private(&mut self, s: &Status) -> bool {
+        if s.private && !self.private {
+            self.private = true;
+            info!("the torrent is private (BEP 27): trackers only from now on");
+            return true;
+        }
+        false
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(p: Params, stop: watch::Receiver<bool>, status_tx: watch::Sender<DiscoveryStatus>) {
     let mut status_rx = p.status;
     let first = status_rx.borrow_and_update().clone();
-    let mut was_complete = first.complete;
-    let mut feed = Feed {
-        seen: HashSet::new(),
-        listen: p.listen,
-        sink: p.sink,
+    let mut cx = Ctx {
+        info_hash: p.info_hash,
+        peer_id: p.peer_id,
+        port: p.port,
+        tiers: p.tiers,
+        extra: p.extra,
+        config: p.announcer,
+        dht: p.dht,
+        lsd: p.lsd,
+        status_rx,
+        stop,
+        status_tx,
+        feed: Feed {
+            seen: HashSet::new(),
+            listen: p.listen,
+            sink: p.sink,
+        },
+        ds: DiscoveryStatus::default(),
+        was_complete: first.complete,
+        private: first.private,
     };
-    let mut ds = DiscoveryStatus::default();
+    let mut ran = false;
+    loop {
+        // A paused torrent announces nothing and looks nobody up.
+        loop {
+            if cx.stop_asked() {
+                break;
+            }
+            let s = cx.status_rx.borrow_and_update().clone();
+            cx.note_private(&s);
+            if s.phase != Phase::Paused {
+                break;
+            }
+            cx.publish();
+            tokio::select! {
+                r = cx.stop.changed() => if r.is_err() {
+                    return;
+                },
+                r = cx.status_rx.changed() => if r.is_err() {
+                    return;
+                },
+            }
+        }
+        if cx.stop_asked() {
+            break;
+        }
+        ran = true;
+        if active(&mut cx).await == End::Stop {
+            break;
+        }
+    }
+    if !ran {
+        // Never announced: nothing to take back.
+        cx.ds.stopped = true;
+        cx.publish();
+    }
+}
 
-    // Trackers: one TrackerSet per group, requests performed by spawned tasks.
+/// Announces to the trackers (`started` first), looks the torrent up in the DHT and
+/// hears LSD until the torrent is paused or discovery stops; then tells the trackers
+/// `stopped` and waits for their answers (at most [`STOP_TIMEOUT`]).
+async fn active(cx: &mut Ctx) -> End {
+    let first = cx.status_rx.borrow_and_update().clone();
+    if first.phase == Phase::Paused {
+        return End::Paused;
+    }
+    cx.note_private(&first);
+    cx.ds.stopped = false;
+    debug!("discovery active");
+
+    // Trackers: one TrackerSet per group, requests performed by spawned tasks (their
+    // answers come back on this period's channel only).
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(16);
-    let mut groups: Vec<Group> = tracker_groups(&p.tiers, &p.extra)
+    let mut groups: Vec<Group> = tracker_groups(&cx.tiers, &cx.extra)
         .into_iter()
         .map(|tiers| {
             let mut a = Announce::new(
-                tracker::InfoHash(p.info_hash),
-                tracker::PeerId(p.peer_id),
-                p.port,
+                tracker::InfoHash(cx.info_hash),
+                tracker::PeerId(cx.peer_id),
+                cx.port,
             );
             a.uploaded = first.uploaded;
             a.downloaded = first.downloaded;
@@ -283,7 +421,7 @@ async fn run(
             a.key = Some(rand::random());
             info!(trackers = ?tiers, "announcing");
             Group {
-                set: TrackerSet::new(tiers, a, p.announcer.set.clone()),
+                set: TrackerSet::new(tiers, a, cx.config.set.clone()),
                 in_flight: 0,
                 completed_wanted: false,
                 completed_pending: false,
@@ -292,68 +430,76 @@ async fn run(
             }
         })
         .collect();
-    let config = p.announcer;
+    if first.complete && !cx.was_complete {
+        // Completed while paused (or just before the resume).
+        cx.was_complete = true;
+        for g in &mut groups {
+            g.completed_wanted = true;
+        }
+    }
+    let config = cx.config.clone();
 
-    // DHT and LSD: peers arrive on one channel.
-    let (found_tx, mut found_rx) = mpsc::channel::<(Source, SocketAddr)>(256);
+    // DHT and LSD, unless the torrent is private.
+    let (found_tx, mut found_rx) = mpsc::channel::<SocketAddr>(256);
     let (dht_stat_tx, mut dht_stat_rx) = mpsc::channel::<(u32, usize)>(8);
     let (seed_tx, seed_rx) = watch::channel(first.complete);
-    let dht_task = p.dht.map(|dht| {
-        let id = dht::Id(p.info_hash);
-        let port = (p.port != 0).then_some(p.port);
-        tokio::spawn(dht_loop(
-            dht,
-            id,
-            port,
-            seed_rx,
-            found_tx.clone(),
-            dht_stat_tx,
-        ))
-    });
-    if let Some(mut lsd) = p.lsd {
-        let tx = found_tx.clone();
-        tokio::spawn(async move {
-            while let Some(addr) = lsd.recv().await {
-                if tx.send((Source::Lsd, addr)).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    drop(found_tx);
+    let mut dht_task = match (&cx.dht, cx.private) {
+        (Some(dht), false) => {
+            let id = dht::Id(cx.info_hash);
+            let port = (cx.port != 0).then_some(cx.port);
+            Some(AbortOnDrop(tokio::spawn(dht_loop(
+                dht.clone(),
+                id,
+                port,
+                seed_rx,
+                found_tx,
+                dht_stat_tx,
+                cx.ds.dht_lookups,
+            ))))
+        }
+        _ => None,
+    };
+    let mut lsd = match (&cx.lsd, cx.private) {
+        (Some(l), false) => Some(l.register(cx.info_hash)),
+        _ => None,
+    };
 
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.tick().await;
     let mut last_sent = (first.uploaded, first.downloaded, left(&first));
-    loop {
-        let wake = drive(&mut groups, &config, &done_tx, &mut ds, &mut feed);
-        status_tx.send_if_modified(|old| {
-            let changed = *old != ds;
-            if changed {
-                *old = ds.clone();
-            }
-            changed
-        });
+    let end = loop {
+        let wake = drive(&mut groups, &config, &done_tx, &mut cx.ds, &mut cx.feed);
+        cx.publish();
         let sleep = tokio::time::sleep_until(
             wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
                 .into(),
         );
         tokio::select! {
             _ = sleep => {}
-            Some(d) = done_rx.recv() => on_done(&mut groups, d, &mut ds),
-            r = stop.changed() => {
-                if r.is_err() || *stop.borrow() {
-                    break;
+            Some(d) = done_rx.recv() => on_done(&mut groups, d, &mut cx.ds),
+            r = cx.stop.changed() => {
+                if r.is_err() || *cx.stop.borrow() {
+                    break End::Stop;
                 }
             }
-            r = status_rx.changed() => {
+            r = cx.status_rx.changed() => {
                 if r.is_err() {
                     // The torrent task ended (shut down): leave the swarm.
-                    break;
+                    break End::Stop;
                 }
-                let s = status_rx.borrow_and_update().clone();
-                if s.complete && !was_complete {
-                    was_complete = true;
+                let s = cx.status_rx.borrow_and_update().clone();
+                if s.phase == Phase::Paused {
+                    break End::Paused;
+                }
+                if cx.note_private(&s) {
+                    // No more lookups or announces there, and nothing more taken from
+                    // them (what is queued is dropped).
+                    dht_task = None;
+                    lsd = None;
+                    while found_rx.try_recv().is_ok() {}
+                }
+                if s.complete && !cx.was_complete {
+                    cx.was_complete = true;
                     let _ = seed_tx.send(true);
                     for g in &mut groups {
                         g.set.set_progress(s.uploaded, s.downloaded, 0);
@@ -363,7 +509,7 @@ async fn run(
                 }
             }
             _ = tick.tick() => {
-                let s = status_rx.borrow().clone();
+                let s = cx.status_rx.borrow().clone();
                 let now = (s.uploaded, s.downloaded, left(&s));
                 if now != last_sent {
                     last_sent = now;
@@ -372,36 +518,40 @@ async fn run(
                     }
                 }
             }
-            Some((source, addr)) = found_rx.recv() => {
-                if feed.offer(addr) {
-                    match source {
-                        Source::Dht => ds.from_dht += 1,
-                        Source::Lsd => ds.from_lsd += 1,
-                    }
-                    debug!(%addr, ?source, "found a peer");
+            Some(addr) = found_rx.recv(), if dht_task.is_some() => {
+                if cx.feed.offer(addr, Origin::Dht) {
+                    cx.ds.from_dht += 1;
+                    debug!(%addr, "found a peer through the DHT");
+                }
+            }
+            Some(addr) = recv_opt(&mut lsd) => {
+                if cx.feed.offer(addr, Origin::Lsd) {
+                    cx.ds.from_lsd += 1;
+                    debug!(%addr, "found a peer through LSD");
                 }
             }
             Some((lookups, announced)) = dht_stat_rx.recv() => {
-                ds.dht_lookups = lookups;
-                ds.dht_announced = announced;
+                cx.ds.dht_lookups = lookups;
+                cx.ds.dht_announced = announced;
             }
         }
-    }
+    };
 
-    // Leave: DHT lookups end, trackers hear `stopped` with the final counters.
-    if let Some(t) = dht_task {
-        t.abort();
-    }
-    let s = status_rx.borrow().clone();
+    // Leave: DHT lookups end, LSD withdraws the torrent, trackers hear `stopped` with
+    // the final counters.
+    drop(dht_task);
+    drop(lsd);
+    let s = cx.status_rx.borrow().clone();
     for g in &mut groups {
         g.set.set_progress(s.uploaded, s.downloaded, left(&s));
         // Completed just before the stop: say so first.
-        g.completed_wanted |= s.complete && !was_complete;
+        g.completed_wanted |= s.complete && !cx.was_complete;
         g.stop_wanted = true;
     }
+    cx.was_complete |= s.complete;
     let deadline = Instant::now() + STOP_TIMEOUT;
     loop {
-        let wake = drive(&mut groups, &config, &done_tx, &mut ds, &mut feed);
+        let wake = drive(&mut groups, &config, &done_tx, &mut cx.ds, &mut cx.feed);
         if groups.iter().all(|g| g.set.is_done()) {
             break;
         }
@@ -413,11 +563,13 @@ async fn run(
                     break;
                 }
             }
-            Some(d) = done_rx.recv() => on_done(&mut groups, d, &mut ds),
+            Some(d) = done_rx.recv() => on_done(&mut groups, d, &mut cx.ds),
         }
     }
-    ds.stopped = groups.iter().all(|g| g.set.is_done());
-    let _ = status_tx.send(ds);
+    cx.ds.stopped = groups.iter().all(|g| g.set.is_done());
+    cx.publish();
+    info!(?end, "discovery ended");
+    end
 }
 
 /// One [`TrackerSet`] and its driver state.
@@ -586,7 +738,10 @@ fn tracker_entry<'a>(ds: &'a mut DiscoveryStatus, url: &str) -> &'a mut TrackerS
 fn on_tracker_event(ev: TrackerSetEvent, ds: &mut DiscoveryStatus, feed: &mut Feed) {
     match ev {
         TrackerSetEvent::Peers { url, peers } => {
-            let n = peers.iter().filter(|a| feed.offer(**a)).count();
+            let n = peers
+                .iter()
+                .filter(|a| feed.offer(**a, Origin::Tracker))
+                .count();
             ds.from_trackers += n;
             info!(%url, peers = peers.len(), new = n, "tracker peers");
             let t = tracker_entry(ds, &url);
@@ -607,26 +762,27 @@ fn on_tracker_event(ev: TrackerSetEvent, ds: &mut DiscoveryStatus, feed: &mut Fe
     }
 }
 
-/// Looks `id` up and announces `port` in the DHT, forever (the caller aborts it).
+/// Looks `id` up and announces `port` in the DHT, forever (the caller aborts it);
+/// `lookups` counts on from the lookups of earlier periods.
 async fn dht_loop(
     dht: dht::Dht,
     id: dht::Id,
     port: Option<u16>,
     mut seeding: watch::Receiver<bool>,
-    found: mpsc::Sender<(Source, SocketAddr)>,
+    found: mpsc::Sender<SocketAddr>,
     stats: mpsc::Sender<(u32, usize)>,
+    mut lookups: u32,
 ) {
     // No wait for the bootstrap lookup: a lookup on a small table starts from the
     // bootstrap nodes too, and peers arrive as they are found (the bootstrap lookup may
     // wait seconds on nodes that left).
     let mut retry = DHT_RETRY_MIN;
-    let mut lookups = 0u32;
     loop {
         let mut n = 0usize;
         let mut stream = dht.get_peers(id);
         while let Some(addr) = stream.next().await {
             n += 1;
-            if found.send((Source::Dht, addr)).await.is_err() {
+            if found.send(addr).await.is_err() {
                 return;
             }
         }
@@ -877,9 +1033,9 @@ mod tests {
             listen: Some(me),
             sink,
         };
-        assert!(!feed.offer(me), "our own address");
+        assert!(!feed.offer(me, Origin::Dht), "our own address");
         assert!(
-            !feed.offer("127.0.0.2:7000".parse().unwrap()),
+            !feed.offer("127.0.0.2:7000".parse().unwrap(), Origin::Dht),
             "loopback us"
         );
         let mut any = Feed {
@@ -887,19 +1043,25 @@ mod tests {
             listen: Some("0.0.0.0:7000".parse().unwrap()),
             sink: feed.sink.clone(),
         };
-        assert!(!any.offer("127.0.0.1:7000".parse().unwrap()), "loopback us");
         assert!(
-            any.offer("10.9.9.9:7000".parse().unwrap()),
+            !any.offer("127.0.0.1:7000".parse().unwrap(), Origin::Dht),
+            "loopback us"
+        );
+        assert!(
+            any.offer("10.9.9.9:7000".parse().unwrap(), Origin::Dht),
             "a remote peer on our port"
         );
-        assert!(!feed.offer("0.0.0.0:1".parse().unwrap()));
-        assert!(!feed.offer("10.0.0.1:0".parse().unwrap()));
-        assert!(!feed.offer("239.1.1.1:5".parse().unwrap()));
-        assert!(feed.offer("127.0.0.1:7001".parse().unwrap()));
-        assert!(!feed.offer("127.0.0.1:7001".parse().unwrap()), "duplicate");
+        assert!(!feed.offer("0.0.0.0:1".parse().unwrap(), Origin::Dht));
+        assert!(!feed.offer("10.0.0.1:0".parse().unwrap(), Origin::Dht));
+        assert!(!feed.offer("239.1.1.1:5".parse().unwrap(), Origin::Dht));
+        assert!(feed.offer("127.0.0.1:7001".parse().unwrap(), Origin::Dht));
+        assert!(
+            !feed.offer("127.0.0.1:7001".parse().unwrap(), Origin::Dht),
+            "duplicate"
+        );
         for i in 0..(MAX_FOUND as u32 + 10) {
             let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-            feed.offer(SocketAddr::new(ip.into(), 1));
+            feed.offer(SocketAddr::new(ip.into(), 1), Origin::Dht);
         }
         assert_eq!(feed.seen.len(), MAX_FOUND);
         let mut n = 0;

@@ -120,7 +120,9 @@ impl Job {
         };
         let (priorities, sequential) = (std::mem::take(&mut phase.priorities), phase.sequential);
         let paused = phase.paused;
+        let trusted = std::mem::take(&mut phase.trusted);
         drop(phase);
+        let (mut known, mut adopted) = (known, adopted);
         let fail = |e: String| {
             warn!(error = %e, "the torrent cannot start");
             self.status.send_modify(|s| s.error = Some(e));
@@ -132,6 +134,20 @@ impl Job {
             Err(e) => return fail(format!("the fetched metadata is unusable: {e}")),
         };
         info!(name = %info.name, peers = known.len(), "metadata fetched");
+        if info.private {
+            // BEP 27, learnt only now: peers found through the DHT or LSD are dropped
+            // (discovery stops using both once the torrent's status says private). Peers
+            // that dialed us are kept: they may have found us through the trackers.
+            known.retain(|a| trusted.contains(a));
+            let before = adopted.len();
+            adopted
+                .retain(|a| !a.peer.outgoing || a.peer.addr.is_some_and(|x| trusted.contains(&x)));
+            info!(
+                dropped = before - adopted.len(),
+                kept = adopted.len(),
+                "the torrent is private: only its trackers' and the given peers are used"
+            );
+        }
         // A v2 torrent's piece layers (outside the info dictionary) come from peers
         // with BEP 52 hash requests once the torrent starts (see `crate::hashes`).
         self.status.send_modify(|s| {
@@ -228,6 +244,10 @@ struct Phase1<'a> {
     sequential: Option<bool>,
     /// Paused through the handle: no connections, no dialing.
     paused: bool,
+    /// Addresses given (the link's `x.pe`, [`AddOptions::peers`],
+    /// [`TorrentHandle::add_peer`]) or from the torrent's trackers: all that a private
+    /// torrent keeps once its metadata says so (BEP 27).
+    trusted: HashSet<SocketAddr>,
 }
 
 impl<'a> Phase1<'a> {
@@ -240,13 +260,14 @@ impl<'a> Phase1<'a> {
             fetch: MetadataFetch::new(job.info_hash, job.config.metadata),
             conns: HashMap::new(),
             next_key: 1,
-            known,
             dialing: HashSet::new(),
             useless: HashSet::new(),
             tasks: JoinSet::new(),
             priorities: BTreeMap::new(),
             sequential: None,
             paused: job.options.paused,
+            trusted: known.iter().copied().collect(),
+            known,
         }
     }
 
@@ -292,7 +313,10 @@ impl<'a> Phase1<'a> {
                     None => *incoming = None,
                 },
                 cmd = cmds.recv() => match cmd {
-                    Some(TorrentCmd::AddPeer(addr)) => {
+                    Some(TorrentCmd::AddPeer(addr, origin)) => {
+                        if origin.private_ok() {
+                            self.trust(addr);
+                        }
                         self.remember(addr);
                         self.dial(&utx);
                     }
@@ -438,6 +462,12 @@ impl<'a> Phase1<'a> {
         }
     }
 
+    fn trust(&mut self, addr: SocketAddr) {
+        if self.trusted.len() < MAX_KNOWN {
+            self.trusted.insert(addr);
+        }
+    }
+
     /// The addresses to dial once the metadata is there.
     fn peers_to_keep(&self) -> Vec<SocketAddr> {
         let mut out = self.known.clone();
@@ -502,6 +532,7 @@ impl<'a> Phase1<'a> {
             }
             Input::Resolved(addrs) => {
                 for a in addrs {
+                    self.trust(a);
                     self.remember(a);
                 }
                 self.dial(utx);

@@ -396,6 +396,24 @@ impl Lsd {
         self.local_addr
     }
 
+    /// A handle that registers torrents (a torrent's discovery registers again on
+    /// resume).
+    pub(crate) fn registrar(&self) -> LsdRegistrar {
+        LsdRegistrar {
+            registry: self.registry.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+/// Registers torrents with the session's LSD (cloneable; does not keep LSD running).
+#[derive(Debug, Clone)]
+pub(crate) struct LsdRegistrar {
+    registry: Arc<Mutex<Registry>>,
+    wake: mpsc::Sender<()>,
+}
+
+impl LsdRegistrar {
     /// Announces `info_hash` from now on; its peers arrive on the receiver. Dropping the
     /// receiver withdraws the torrent.
     pub(crate) fn register(&self, info_hash: [u8; 20]) -> mpsc::Receiver<SocketAddr> {

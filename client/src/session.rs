@@ -270,8 +270,9 @@ fn wire_keys(hash: InfoHash) -> Vec<InfoHashV1> {
 /// [`Config::max_peers`] and the session's [`Config::max_connections`]; outgoing
 /// connects in progress against [`Config::max_half_open`]. Each torrent's peers are
 /// found through its trackers, the session's DHT node and LSD (see
-/// [`crate::discovery`]); removing, closing or shutting down a torrent tells its
-/// trackers `stopped`.
+/// [`crate::discovery`]); removing, closing, pausing or shutting down a torrent tells
+/// its trackers `stopped`, and [`Session::close`] does for every torrent, waiting
+/// (bounded) for the answers.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
@@ -482,7 +483,7 @@ impl Session {
                     announcer: self.config.trackers.clone(),
                     dht: if private { None } else { self.dht.clone() },
                     lsd: match (&self.lsd, private) {
-                        (Some(l), false) => Some(l.register(info_hash.0)),
+                        (Some(l), false) => Some(l.registrar()),
                         _ => None,
                     },
                     status: handle.subscribe(),
@@ -544,6 +545,30 @@ impl Session {
             .get(info_hash)
             .ok_or(TorrentError::NotInSession(info_hash))?;
         handle.remove(delete_files).await
+    }
+
+    /// Closes the session: every torrent writes its resume file, closes its
+    /// connections and tells its trackers `stopped`, all torrents at once; returns once
+    /// the trackers have answered, or at the latest
+    /// [`STOP_TIMEOUT`](crate::discovery::STOP_TIMEOUT) (plus a second) after the
+    /// torrents have stopped, whatever the number of torrents and however unreachable
+    /// their trackers are. Then the listening socket, the DHT node and LSD stop.
+    ///
+    /// Dropping the session instead stops the torrents at once and tells the trackers
+    /// `stopped` in the background: the answers are not waited for (and are lost if the
+    /// runtime ends first).
+    pub async fn close(self) {
+        let handles: Vec<TorrentHandle> = self.torrents();
+        let mut closing = tokio::task::JoinSet::new();
+        for h in handles {
+            // `remove` without files: leave, write the resume file, stop, then wait
+            // (bounded) for the trackers' answers to `stopped`.
+            closing.spawn(async move {
+                let _ = h.remove(false).await;
+            });
+        }
+        while closing.join_next().await.is_some() {}
+        tracing::debug!("session closed");
     }
 }
 

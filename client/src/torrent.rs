@@ -106,6 +106,10 @@ pub struct Status {
     /// While fetching metadata: pieces of it received and in total (0 while its size
     /// is unknown).
     pub metadata_pieces: (u32, u32),
+    /// The info dictionary says the torrent is private (BEP 27): its peers come from
+    /// its trackers and the peers given to it only. `false` until the metadata is
+    /// known.
+    pub private: bool,
 }
 
 /// What a torrent is doing.
@@ -194,7 +198,7 @@ pub struct FileStatus {
 }
 
 pub(crate) enum TorrentCmd {
-    AddPeer(SocketAddr),
+    AddPeer(SocketAddr, Origin),
     Priority(usize, Priority),
     Sequential(bool),
     /// A reader's streaming window (`None`: the reader is gone).
@@ -236,14 +240,36 @@ impl Shared {
     }
 }
 
+/// Where a peer address came from: a private torrent (BEP 27) takes only those its
+/// trackers and its user gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Given: [`AddOptions::peers`], a magnet link's `x.pe`,
+    /// [`TorrentHandle::add_peer`].
+    Given,
+    /// One of the torrent's trackers.
+    Tracker,
+    /// The DHT (BEP 5).
+    Dht,
+    /// Local service discovery (BEP 14).
+    Lsd,
+}
+
+impl Origin {
+    /// Whether a private torrent may use an address of this origin.
+    pub(crate) fn private_ok(self) -> bool {
+        matches!(self, Origin::Given | Origin::Tracker)
+    }
+}
+
 /// Where discovery hands the addresses it finds: the torrent's command channel, the
 /// path [`TorrentHandle::add_peer`] uses.
 #[derive(Clone, Debug)]
 pub(crate) struct PeerSink(mpsc::UnboundedSender<TorrentCmd>);
 
 impl PeerSink {
-    pub(crate) fn add(&self, addr: SocketAddr) {
-        let _ = self.0.send(TorrentCmd::AddPeer(addr));
+    pub(crate) fn add(&self, addr: SocketAddr, origin: Origin) {
+        let _ = self.0.send(TorrentCmd::AddPeer(addr, origin));
     }
 
     #[cfg(test)]
@@ -290,7 +316,7 @@ impl Drop for HandleInner {
 impl std::fmt::Debug for TorrentCmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TorrentCmd::AddPeer(a) => write!(f, "AddPeer({a})"),
+            TorrentCmd::AddPeer(a, o) => write!(f, "AddPeer({a}, {o:?})"),
             TorrentCmd::Priority(i, p) => write!(f, "Priority({i}, {p})"),
             TorrentCmd::Sequential(on) => write!(f, "Sequential({on})"),
             TorrentCmd::Window(id, w) => write!(f, "Window({id}, {w:?})"),
@@ -442,7 +468,10 @@ impl TorrentHandle {
 
     /// Dials another peer.
     pub fn add_peer(&self, addr: SocketAddr) {
-        let _ = self.inner.cmd.send(TorrentCmd::AddPeer(addr));
+        let _ = self
+            .inner
+            .cmd
+            .send(TorrentCmd::AddPeer(addr, Origin::Given));
     }
 
     /// Waits until every wanted piece is verified and stored. Fails with the storage
@@ -891,6 +920,7 @@ pub(crate) async fn prepare(
     }
     // The check is done: the handle shows what is there from now on.
     let mut first = core.status();
+    first.private = info.private;
     if options.paused {
         first.phase = Phase::Paused;
     }
@@ -1101,9 +1131,14 @@ impl Driver {
                     None => incoming = None,
                 },
                 cmd = cmds.recv() => match cmd {
-                    Some(TorrentCmd::AddPeer(addr)) => {
-                        self.remember(addr);
-                        self.dial(&utx);
+                    Some(TorrentCmd::AddPeer(addr, origin)) => {
+                        if self.storage.info().private && !origin.private_ok() {
+                            // Found before discovery saw the metadata say private.
+                            debug!(%addr, ?origin, "private torrent: not dialing");
+                        } else {
+                            self.remember(addr);
+                            self.dial(&utx);
+                        }
                     }
                     Some(TorrentCmd::Priority(file, prio)) => {
                         self.core.set_file_priority(Instant::now(), file, prio);
@@ -1217,6 +1252,7 @@ impl Driver {
 
     fn publish(&self) {
         let mut s = self.core.status();
+        s.private = self.storage.info().private;
         if self.paused {
             s.phase = Phase::Paused;
         }

@@ -386,8 +386,8 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
                     .and_then(|d| d.tracker_errors())
                     .map(|e| format!("; tracker unreachable: {e}"))
                     .unwrap_or_default();
-                // Without `delete_files` it cannot fail.
-                let _ = handle.remove(false).await;
+                // Tells the trackers `stopped` and waits (bounded) for their answers.
+                session.close().await;
                 return Err(CliError::Timeout(format!(
                     "gave up after {} s fetching the metadata: {have} of {total} pieces from {} \
                      peers{trackers}",
@@ -407,9 +407,8 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
                     .map(|e| format!("; tracker unreachable: {e}"))
                     .unwrap_or_default();
                 // Writes the resume file (a restart checks nothing it lists) and tells
-                // the trackers `stopped`.
-                // Without `delete_files` it cannot fail.
-                let _ = handle.remove(false).await;
+                // the trackers `stopped`, waiting (bounded) for their answers.
+                session.close().await;
                 return Err(CliError::Timeout(format!(
                     "gave up after {} s: {} of {} ({} of {} pieces) from {} peers{failed}{trackers}",
                     start.elapsed().as_secs(),
@@ -422,11 +421,17 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
             }
         };
         if let Some(e) = s.error {
+            session.close().await;
             return Err(CliError::Io(classify_io(&e)));
         }
-        if !a.seed {
-            handle.close().await;
-        }
+        // Done without --seed: the resume file is written and the trackers have heard
+        // `stopped` (or did not answer in time) before the completion is reported.
+        let session = if a.seed {
+            Some(session)
+        } else {
+            session.close().await;
+            None
+        };
         let path = a.output.join(&name);
         let files: Vec<serde_json::Value> = handle
             .files()
@@ -455,8 +460,9 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
             let _ = watch_until(&handle, deadline, report, |_| false).await;
             report.done();
         }
-        // Without `delete_files` it cannot fail.
-        let _ = handle.remove(false).await;
+        if let Some(session) = session {
+            session.close().await;
+        }
         Ok(())
     })
 }
@@ -510,8 +516,8 @@ fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
         );
         let r = watch_until(&handle, deadline, report, |_| false).await;
         report.done();
-        // Without `delete_files` it cannot fail.
-        let _ = handle.remove(false).await;
+        // Writes the resume file, tells the trackers `stopped` and waits (bounded).
+        session.close().await;
         match r.map(|s| s.error) {
             Ok(Some(e)) => Err(CliError::Io(classify_io(&e))),
             _ => Ok(()),

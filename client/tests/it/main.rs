@@ -6,6 +6,7 @@ mod dht_cli;
 mod discovery;
 mod engine;
 mod faults;
+mod lifecycle;
 mod limits;
 mod magnet;
 mod session;

@@ -6,6 +6,6 @@ mod swarms;
 pub use rate::{RateLimit, RateLimiter};
 
 pub use swarms::{
-    AnnounceCounts, AnnounceRefused, AnnounceReply, ConnId, MAX_BYTES_PER_PEER, PeerAnnounce,
-    Reach, ServerConfig, Swarms,
+    AnnounceCounts, AnnounceRefused, AnnounceReply, ConnId, EventCounts, MAX_BYTES_PER_PEER,
+    PeerAnnounce, Reach, ServerConfig, Swarms,
 };

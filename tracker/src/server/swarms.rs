@@ -273,6 +273,33 @@ pub struct Swarms {
     /// The time base of `Peer::last_seen`: the first `now` seen.
     base: Option<Instant>,
     limiter: Option<RateLimiter>,
+    events: EventCounts,
+}
+
+impl EventCounts {
+    fn count(&mut self, event: Event) {
+        let n = match event {
+            Event::None => &mut self.regular,
+            Event::Started => &mut self.started,
+            Event::Completed => &mut self.completed,
+            Event::Stopped => &mut self.stopped,
+        };
+        *n = n.saturating_add(1);
+    }
+}
+
+/// Announces the server took (refused ones not counted), by event, across all swarms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventCounts {
+    /// Regular announces (no event).
+    pub regular: u64,
+    /// `started`.
+    pub started: u64,
+    /// `completed`.
+    pub completed: u64,
+    /// `stopped`.
+    pub stopped: u64,
 }
 
 impl Swarms {
@@ -290,7 +317,13 @@ impl Swarms {
             rng,
             peers: 0,
             base: None,
+            events: EventCounts::default(),
         }
+    }
+
+    /// Announces taken so far, by event (what a test or an operator counts).
+    pub fn event_counts(&self) -> EventCounts {
+        self.events
     }
 
     /// The configuration.
@@ -373,8 +406,9 @@ impl Swarms {
         mut visit: impl FnMut(&PeerId, Reach),
     ) -> Result<AnnounceCounts, AnnounceRefused> {
         let stamp = self.stamp(now);
-        let (swarm, me) = match record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?
-        {
+        let recorded = record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?;
+        self.events.count(req.event);
+        let (swarm, me) = match recorded {
             Recorded::Gone(st) => return Ok(counts(&self.config, st)),
             Recorded::Stored(swarm, me) => (swarm, me),
         };
@@ -435,8 +469,9 @@ impl Swarms {
             });
         }
         let stamp = self.stamp(now);
-        let (swarm, me) = match record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?
-        {
+        let recorded = record(&mut self.swarms, &self.config, &mut self.peers, stamp, req)?;
+        self.events.count(req.event);
+        let (swarm, me) = match recorded {
             Recorded::Gone(st) => return Ok(counts(&self.config, st)),
             Recorded::Stored(swarm, me) => (swarm, me),
         };
@@ -747,6 +782,21 @@ mod tests {
             s.announce(t, &ann(p, 1000, 0, Event::Stopped)).unwrap();
         }
         assert_eq!((s.swarm_count(), s.peer_count()), (0, 0));
+        assert_eq!(
+            s.event_counts(),
+            EventCounts {
+                regular: 0,
+                started: 3,
+                completed: 1,
+                stopped: 3
+            }
+        );
+        s.announce(t, &ann(1, 1000, 0, Event::None)).unwrap();
+        assert_eq!(s.event_counts().regular, 1);
+        // The UDP front end's path counts too.
+        s.announce_compact(t, &ann(2, 1000, 0, Event::Started), &mut Vec::new())
+            .unwrap();
+        assert_eq!(s.event_counts().started, 4);
     }
 
     #[test]
