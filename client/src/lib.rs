@@ -34,7 +34,9 @@
 //!
 //! - [`discovery`] and [`lsd`]: where peers come from: each torrent's trackers (BEP 3,
 //!   12, 15), the session's DHT node (BEP 5, [`Config::dht`]) and local service
-//!   discovery (BEP 14, [`Config::lsd`]); private torrents (BEP 27) use trackers only.
+//!   discovery (BEP 14, [`Config::lsd`]); private torrents (BEP 27) use trackers only
+//!   (a magnet link's torrent from when its metadata says private). Paused torrents
+//!   announce nothing; [`Session::close`] tells every torrent's trackers `stopped`.
 //!
 //! Not yet: uTP, WebRTC.
 //!

@@ -163,8 +163,8 @@ pub struct AddOptions {
     /// file.
     pub allocation: Allocation,
     /// Start paused ([`Phase::Paused`] once the data is checked; for a magnet link,
-    /// before fetching the metadata): nothing is connected until
-    /// [`TorrentHandle::resume`].
+    /// before fetching the metadata): nothing is connected, announced to trackers or
+    /// looked up (DHT, LSD) until [`TorrentHandle::resume`].
     pub paused: bool,
     /// Trackers to announce to besides the torrent's own (`udp://`, `http://`), as one
     /// more tier announced independently of the torrent's tiers.
@@ -392,14 +392,16 @@ impl TorrentHandle {
 
     /// Pauses the torrent: closes every connection, stops dialing and refuses
     /// incoming peers (nothing is requested or served), keeps the verified pieces and
-    /// writes the resume file. [`Status::phase`] becomes [`Phase::Paused`] once done.
-    /// Pausing a paused torrent does nothing.
+    /// writes the resume file. [`Status::phase`] becomes [`Phase::Paused`] once done;
+    /// then its trackers are told `stopped`, and its DHT lookups end and LSD
+    /// withdraws it (see [`crate::discovery`]). Pausing a paused torrent does nothing.
     pub fn pause(&self) {
         let _ = self.inner.cmd.send(TorrentCmd::Pause);
     }
 
     /// Resumes a paused torrent: dials the peers it knows again (those it was
-    /// connected to included) and accepts incoming ones.
+    /// connected to included) and accepts incoming ones; its trackers hear `started`
+    /// again, and the DHT lookups and LSD announces start over.
     pub fn resume(&self) {
         let _ = self.inner.cmd.send(TorrentCmd::Resume);
     }

@@ -118,7 +118,9 @@ pub(crate) struct DownloadArgs {
     /// Keep seeding after the download completes (until --timeout or Ctrl-C).
     #[arg(long)]
     seed: bool,
-    /// Give up after this many seconds (exit 4).
+    /// Give up after this many seconds (exit 4; with --seed and the download
+    /// complete, stop seeding then, exit 0). On any exit the trackers are told
+    /// `stopped` (their answers waited for a few seconds at most).
     #[arg(long)]
     timeout: Option<u64>,
     /// Report as JSON events, one object per line on stdout: added, metadata, progress
@@ -206,7 +208,8 @@ pub(crate) struct SeedArgs {
     /// A peer to connect to (IP:PORT); repeat for more.
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
-    /// Stop after this many seconds (exit 0).
+    /// Stop after this many seconds (exit 0). On any exit (Ctrl-C too) the trackers
+    /// are told `stopped` (their answers waited for a few seconds at most).
     #[arg(long)]
     timeout: Option<u64>,
     /// Report as JSON events, one per line (as `download --json`).
