@@ -190,10 +190,11 @@ async fn node(a: NodeArgs) -> Result<(), CliError> {
     let deadline = tokio::time::sleep(Duration::from_secs(a.node.timeout));
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
             _ = &mut deadline => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupt => break,
             _ = tick.tick() => {
                 if let Ok(s) = dht.stats().await {
                     eprintln!("dht: {} nodes in the table, {} packets in, {} out",

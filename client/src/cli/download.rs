@@ -258,6 +258,8 @@ async fn watch_until(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut rx = handle.subscribe();
+    // One listener for the whole wait: a Ctrl-C between two turns of the loop is kept.
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let s = rx.borrow_and_update().clone();
         if !report.metadata_known()
@@ -279,7 +281,7 @@ async fn watch_until(
             _ = tick.tick() => report.tick(&handle.status()),
             r = rx.changed() => if r.is_err() { return Err(handle.status()) },
             _ = sleep => return Err(handle.status()),
-            _ = tokio::signal::ctrl_c() => return Err(handle.status()),
+            _ = &mut interrupt => return Err(handle.status()),
         }
     }
 }
