@@ -638,8 +638,13 @@ impl TorrentCore {
             }
             PieceCheck::StorageFailed(e) => {
                 self.picker.piece_failed(index);
-                tracing::warn!(piece = index, error = %e, "storing a piece failed");
-                self.error = Some(e);
+                // The first failure says it; those already under way are the same.
+                if self.error.is_none() {
+                    tracing::warn!(piece = index, error = %e, "storing a piece failed");
+                    self.error = Some(e);
+                } else {
+                    tracing::debug!(piece = index, error = %e, "storing a piece failed");
+                }
             }
         }
         self.after_all(now);
@@ -660,6 +665,19 @@ impl TorrentCore {
             }
         }
         self.after(key, now);
+    }
+
+    /// Forgets the storage error (the caller tries again); if every wanted piece is
+    /// already verified, the files are finished again ([`Action::Finish`]).
+    pub fn clear_error(&mut self) {
+        if self.error.take().is_some()
+            && !self.complete
+            && !self.finishing
+            && self.picker.is_complete()
+        {
+            self.finishing = true;
+            self.actions.push_back(Action::Finish);
+        }
     }
 
     /// The outcome of [`Action::Finish`].

@@ -138,6 +138,33 @@ impl Storage {
         self.info.layout()
     }
 
+    /// Fails on the first of the torrent's files that exists but may not be read (no
+    /// permission on it or on a directory above it): [`verify_existing`](Self::verify_existing)
+    /// would count its pieces as missing, and a seed would serve nothing without saying
+    /// why. Missing files are fine; nothing is read.
+    pub fn check_access(&self) -> Result<(), StorageError> {
+        for slot in self.slots.iter().filter(|s| !s.padding) {
+            let denied = |source: io::Error| StorageError::Io {
+                op: "opening",
+                path: slot.path.clone(),
+                source,
+            };
+            match std::fs::symlink_metadata(&slot.path) {
+                // Only regular files are opened (a FIFO would block).
+                Ok(meta) if meta.is_file() => {
+                    if let Err(e) = File::open(&slot.path)
+                        && e.kind() == io::ErrorKind::PermissionDenied
+                    {
+                        return Err(denied(e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(denied(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Hashes what is already on disk: one flag per piece, true where the data is good.
     /// Missing files are simply bad pieces.
     pub fn verify_existing(&self) -> Result<PieceBitfield, StorageError> {

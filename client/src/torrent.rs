@@ -99,7 +99,9 @@ pub struct Status {
     pub peers_banned: usize,
     /// Every wanted piece is verified and stored.
     pub complete: bool,
-    /// The torrent stopped on a storage error (the message), if it did.
+    /// The torrent stopped on a storage error (the message), if it did: a piece could
+    /// not be written or the files not flushed (disk full, no permission). It is then
+    /// paused ([`Phase::Paused`]); [`TorrentHandle::resume`] clears this and tries again.
     pub error: Option<String>,
     /// What the torrent is doing: fetching metadata, checking, transferring.
     pub phase: Phase,
@@ -401,7 +403,9 @@ impl TorrentHandle {
 
     /// Resumes a paused torrent: dials the peers it knows again (those it was
     /// connected to included) and accepts incoming ones; its trackers hear `started`
-    /// again, and the DHT lookups and LSD announces start over.
+    /// again, and the DHT lookups and LSD announces start over. A torrent that stopped
+    /// on a storage error ([`Status::error`]) is paused too: this clears the error and
+    /// tries again.
     pub fn resume(&self) {
         let _ = self.inner.cmd.send(TorrentCmd::Resume);
     }
@@ -821,6 +825,7 @@ pub(crate) async fn prepare(
     };
     let (check, path) = (storage.clone(), resume_path.clone());
     let (have, fast_resumed) = tokio::task::spawn_blocking(move || {
+        check.check_access()?;
         if let Some(path) = &path {
             match resume::load(check.info(), check.root(), path) {
                 Ok(have) => return Ok((have, true)),
@@ -1164,6 +1169,8 @@ impl Driver {
                     Some(TorrentCmd::Pause) => self.pause(),
                     Some(TorrentCmd::Resume) => {
                         if std::mem::take(&mut self.paused) {
+                            // A storage error is tried again.
+                            self.core.clear_error();
                             info!("resumed");
                             self.dial(&utx);
                         }
@@ -1252,6 +1259,16 @@ impl Driver {
         info!("paused");
     }
 
+    /// A write or the final flush failed (disk full, no permission): the torrent pauses
+    /// (its status keeps the error) rather than fetch pieces it cannot store; the
+    /// session and its other torrents go on. [`TorrentHandle::resume`] tries again.
+    fn stop_on_error(&mut self) {
+        if !self.paused {
+            warn!("paused on a storage error (resume tries again)");
+            self.pause();
+        }
+    }
+
     fn publish(&self) {
         let mut s = self.core.status();
         s.private = self.storage.info().private;
@@ -1326,7 +1343,11 @@ impl Driver {
                 if result == PieceCheck::Stored {
                     self.shared.set(index);
                 }
+                let failed = matches!(result, PieceCheck::StorageFailed(_));
                 self.core.handle_piece_checked(now, index, result);
+                if failed {
+                    self.stop_on_error();
+                }
             }
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
             Input::Drained(key) => {
@@ -1339,6 +1360,8 @@ impl Driver {
                 self.core.handle_finished(r);
                 if ok {
                     let _ = self.save_resume();
+                } else {
+                    self.stop_on_error();
                 }
             }
         }

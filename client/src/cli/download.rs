@@ -426,6 +426,8 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
             }
         };
         if let Some(e) = s.error {
+            // The torrent paused itself; this writes the resume file (if the disk takes
+            // it) and tells the trackers `stopped`.
             session.close().await;
             return Err(CliError::Io(classify_io(&e)));
         }

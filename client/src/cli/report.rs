@@ -10,7 +10,7 @@
 //! | `piece-failed` | a piece failed its hash check | `hash_failures` (in all) |
 //! | `peer-banned` | a peer was banned for bad data | `peers_banned` (in all) |
 //! | `completed` | every wanted piece is verified | `complete: true`, `name`, `path`, `bytes`, `downloaded`, `uploaded`, `seconds`, `bytes_per_second`, `hash_failures`, `fast_resumed`, `files` (`index`, `path`, `length`, `done`, `selected`) |
-//! | `error` | the command fails | `message`, `exit_code` |
+//! | `error` | the command fails | `message`, `exit_code`; once the data phase began, `pieces_have` and `have_bytes` (what is verified and stored) |
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -42,6 +42,8 @@ pub(crate) struct Reporter {
     failures: u64,
     banned: usize,
     metadata_known: bool,
+    /// `(pieces_have, have_bytes)` of the last status seen, for the `error` event.
+    progress: Option<(u32, u64)>,
 }
 
 fn event(v: serde_json::Value) {
@@ -77,6 +79,7 @@ impl Reporter {
             failures: 0,
             banned: 0,
             metadata_known: false,
+            progress: None,
         }
     }
 
@@ -151,6 +154,9 @@ impl Reporter {
 
     /// Something changed: report hash failures and bans as they happen.
     pub(crate) fn changed(&mut self, s: &Status) {
+        if s.phase != Phase::Metadata {
+            self.progress = Some((s.pieces_have, s.have_bytes));
+        }
         if s.hash_failures > self.failures {
             self.failures = s.hash_failures;
             self.note(
@@ -314,11 +320,18 @@ impl Reporter {
     /// The command fails with `e` (main prints the stderr line).
     pub(crate) fn error(&self, e: &CliError) {
         match &self.mode {
-            Mode::Json => event(json!({
-                "event": "error",
-                "message": e.to_string(),
-                "exit_code": e.exit_code(),
-            })),
+            Mode::Json => {
+                let mut v = json!({
+                    "event": "error",
+                    "message": e.to_string(),
+                    "exit_code": e.exit_code(),
+                });
+                if let (Some((pieces, bytes)), Some(o)) = (self.progress, v.as_object_mut()) {
+                    o.insert("pieces_have".into(), pieces.into());
+                    o.insert("have_bytes".into(), bytes.into());
+                }
+                event(v)
+            }
             Mode::Bar(bar) => bar.finish_and_clear(),
             Mode::Lines => {}
         }

@@ -6,6 +6,7 @@ mod dht_cli;
 mod discovery;
 mod engine;
 mod faults;
+mod io_errors;
 mod lifecycle;
 mod limits;
 mod magnet;
