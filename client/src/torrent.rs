@@ -959,7 +959,8 @@ pub(crate) async fn prepare(
         resume_path,
         resume_interval,
         saved,
-        save_lock: Arc::new(Mutex::new(())),
+        save_lock: Arc::new(Mutex::new(0)),
+        saves: 0,
         trees: HashMap::new(),
         hash_budget: info
             .piece_layers
@@ -1056,8 +1057,11 @@ pub(crate) struct Driver {
     resume_interval: Duration,
     /// Pieces had when the resume file was last written.
     saved: u32,
-    /// Serializes resume-file writes.
-    save_lock: Arc<Mutex<()>>,
+    /// Held while a resume file is written; holds the number of the last save written.
+    save_lock: Arc<Mutex<u64>>,
+    /// Saves started (each numbered): a save that starts late (the blocking pool is
+    /// busy) must not overwrite a newer one with fewer pieces.
+    saves: u64,
     /// Merkle trees of files peers asked hashes of (at most one per file).
     trees: HashMap<[u8; 32], Arc<crate::hashes::FileTree>>,
     /// Bytes of hashes each peer may get (see [`Driver::hash_answer`]).
@@ -1220,12 +1224,15 @@ impl Driver {
         self.saved = picker.have_count();
         let (storage, lock) = (self.storage.clone(), self.save_lock.clone());
         let shared = self.shared.clone();
+        self.saves += 1;
+        let number = self.saves;
         Some(tokio::task::spawn_blocking(move || {
-            let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = lock.lock().unwrap_or_else(|e| e.into_inner());
             let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
-            if *removed {
+            if *removed || *last > number {
                 return;
             }
+            *last = number;
             let r = storage.sync().map_err(|e| e.to_string()).and_then(|()| {
                 resume::save(storage.info(), storage.root(), &path, &have)
                     .map_err(|e| format!("{}: {e}", path.display()))

@@ -500,7 +500,11 @@ async fn the_periodic_resume_file_survives_a_crash_after_it_was_written() {
         .add(&t, dst.path(), AddOptions::with_peers(vec![addr(&s2)]))
         .await
         .unwrap();
-    assert!(h.fast_resumed());
+    assert!(
+        h.fast_resumed(),
+        "the resume file was not trusted: {:?}",
+        rivulet::resume::load(&t.info, &dst.path().canonicalize().unwrap(), &resume)
+    );
     assert_eq!(h.status().pieces_have, 16);
     complete(&h).await;
     assert_eq!(h.status().downloaded, stream.len() as u64 - cut as u64);
