@@ -1,8 +1,8 @@
 //! I/O failures for real: `rivulet download` onto a full disk (a 256 KiB tmpfs mounted
-//! in a private mount namespace, so nothing shows in the host's mounts), `download` and
-//! `seed` as an unprivileged user in directories they may not write or read, and a
-//! torrent whose directory becomes unwritable in the middle of a download while another
-//! torrent of the same session goes on. Each checks the exit code and the one line the
+//! in a private mount namespace, so nothing shows in the host's mounts) or a read-only
+//! one, `download` and `seed` as an unprivileged user in directories they may not write
+//! or read, and a torrent whose directory becomes unwritable in the middle of a
+//! download while another torrent of the same session goes on. Each checks the exit code and the one line the
 //! README promises. Needs root (for `unshare -m` and `setpriv`); without, it prints
 //! `SKIP: why` and passes (the mid-download test runs as any non-root user directly).
 
@@ -184,12 +184,12 @@ fn expect_io_error(o: &Output, class: &str) -> serde_json::Value {
     event
 }
 
-/// Runs `cmd` in a private mount namespace with a 256 KiB tmpfs on `mnt`; copies what it
-/// left there to `keep` (the tmpfs goes with the namespace).
-fn on_tiny_tmpfs(mnt: &Path, keep: &Path, cmd: &[String]) -> Output {
+/// Runs `cmd` in a private mount namespace with a 256 KiB tmpfs on `mnt` (read-only if
+/// `ro`); copies what it left there to `keep` (the tmpfs goes with the namespace).
+fn on_tiny_tmpfs(mnt: &Path, keep: &Path, ro: bool, cmd: &[String]) -> Output {
     const SCRIPT: &str = r#"set -e
-mnt=$1; keep=$2; shift 2
-mount -t tmpfs -o size=256k rivulet-test "$mnt"
+mnt=$1; keep=$2; opts=$3; shift 3
+mount -t tmpfs -o "$opts" rivulet-test "$mnt"
 set +e
 "$@"
 rc=$?
@@ -201,6 +201,7 @@ exit $rc"#;
         .args(["-m", "--", "sh", "-c", SCRIPT, "sh"])
         .arg(mnt)
         .arg(keep)
+        .arg(if ro { "ro,size=256k" } else { "size=256k" })
         .args(cmd)
         .output()
         .unwrap();
@@ -214,7 +215,7 @@ exit $rc"#;
 }
 
 #[test]
-fn download_onto_a_full_disk_says_disk_full_and_claims_no_piece_it_did_not_write() {
+fn download_onto_a_full_or_read_only_disk_says_so_and_claims_no_piece_it_did_not_write() {
     if let Err(why) = can_unshare() {
         println!("SKIP: {why}");
         return;
@@ -226,7 +227,12 @@ fn download_onto_a_full_disk_says_disk_full_and_claims_no_piece_it_did_not_write
 
     // Sparse: the disk fills as pieces arrive (3 MB into 256 KiB).
     let (mnt, keep) = (root.path().join("mnt"), root.path().join("keep"));
-    let o = on_tiny_tmpfs(&mnt, &keep, &download_args(&torrent, &mnt, Some(port)));
+    let o = on_tiny_tmpfs(
+        &mnt,
+        &keep,
+        false,
+        &download_args(&torrent, &mnt, Some(port)),
+    );
     let event = expect_io_error(&o, "disk full");
     assert!(
         event["message"]
@@ -246,9 +252,25 @@ fn download_onto_a_full_disk_says_disk_full_and_claims_no_piece_it_did_not_write
     let (mnt, keep) = (root.path().join("mnt2"), root.path().join("keep2"));
     let mut args = download_args(&torrent, &mnt, Some(port));
     args.extend(["--allocation".into(), "full".into()]);
-    let o = on_tiny_tmpfs(&mnt, &keep, &args);
+    let o = on_tiny_tmpfs(&mnt, &keep, false, &args);
     let event = expect_io_error(&o, "disk full");
     assert!(event.get("pieces_have").is_none(), "{event}");
+
+    // A read-only file system: the first piece cannot be stored.
+    let (mnt, keep) = (root.path().join("mnt3"), root.path().join("keep3"));
+    let o = on_tiny_tmpfs(
+        &mnt,
+        &keep,
+        true,
+        &download_args(&torrent, &mnt, Some(port)),
+    );
+    let event = expect_io_error(&o, "read-only file system");
+    assert_eq!(event["pieces_have"], 0, "{event}");
+    assert_eq!(
+        std::fs::read_dir(&keep).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
 
 #[test]
