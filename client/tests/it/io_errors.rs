@@ -3,8 +3,9 @@
 //! one, `download` and `seed` as an unprivileged user in directories they may not write
 //! or read, and a torrent whose directory becomes unwritable in the middle of a
 //! download while another torrent of the same session goes on. Each checks the exit code and the one line the
-//! README promises. Needs root (for `unshare -m` and `setpriv`); without, it prints
-//! `SKIP: why` and passes (the mid-download test runs as any non-root user directly).
+//! README promises. As root, the binary runs as `nobody` (`setpriv`) where permissions
+//! matter; as any other user, directly. The full disk needs root (`unshare -m`); without
+//! it, that test prints `SKIP: why` and passes.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -44,21 +45,38 @@ fn can_unshare() -> Result<(), String> {
     }
 }
 
-/// `setpriv` arguments that run a command as `nobody`, if this process may (root).
-fn as_nobody() -> Result<Vec<String>, String> {
+/// `setpriv` arguments that run a command as `nobody` if this process is root (`None`
+/// when it is not: permissions bind it already).
+fn as_nobody() -> Result<Option<Vec<String>>, String> {
     if uid() != 0 {
-        return Err("not root: cannot run the binary as another user".into());
+        return Ok(None);
     }
     let args: Vec<String> = ["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups", "--"]
         .map(String::from)
         .to_vec();
     match Command::new("setpriv").args(&args).arg("true").output() {
-        Ok(o) if o.status.success() => Ok(args),
+        Ok(o) if o.status.success() => Ok(Some(args)),
         Ok(o) => Err(format!(
             "setpriv failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
         Err(e) => Err(format!("no setpriv: {e}")),
+    }
+}
+
+/// `cmd` (program first), run as `nobody` if `nobody` is given.
+fn command(nobody: &Option<Vec<String>>, cmd: &[String]) -> Command {
+    match nobody {
+        Some(args) => {
+            let mut c = Command::new("setpriv");
+            c.args(args).args(cmd);
+            c
+        }
+        None => {
+            let mut c = Command::new(&cmd[0]);
+            c.args(&cmd[1..]);
+            c
+        }
     }
 }
 
@@ -286,15 +304,13 @@ fn download_into_a_directory_it_may_not_write_says_no_permission() {
     let (src, _) = content(root.path());
     let torrent = root.path().join("t.torrent");
     let (_seed, port) = seed(&torrent, &src);
-    // root's directory, mode 755: `nobody` may look, not write.
+    // Mode 555: it may look, not write.
     let out = root.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    chmod(&out, 0o755);
+    chmod(&out, 0o555);
 
     // Into it: fails at the first piece's write.
-    let o = Command::new("setpriv")
-        .args(&nobody)
-        .args(download_args(&torrent, &out, Some(port)))
+    let o = command(&nobody, &download_args(&torrent, &out, Some(port)))
         .output()
         .unwrap();
     let event = expect_io_error(&o, "no permission");
@@ -305,9 +321,7 @@ fn download_into_a_directory_it_may_not_write_says_no_permission() {
     );
     assert_eq!(event["pieces_have"], 0, "{event}");
     // Into a directory it would have to create there: fails at once.
-    let o = Command::new("setpriv")
-        .args(&nobody)
-        .args(download_args(&torrent, &out.join("new"), None))
+    let o = command(&nobody, &download_args(&torrent, &out.join("new"), None))
         .output()
         .unwrap();
     let event = expect_io_error(&o, "no permission");
@@ -336,19 +350,29 @@ fn seed_from_data_it_may_not_read_says_no_permission() {
     let torrent = root.path().join("t.torrent");
     // A directory it may not enter, then a file it may not open: before, the seed
     // counted the pieces as missing and seeded nothing, exit 0.
-    for (dir_mode, file_mode) in [(0o700, 0o644), (0o755, 0o600)] {
-        chmod(&src, dir_mode);
+    let args: Vec<String> = [
+        BIN,
+        "seed",
+        &*torrent.to_string_lossy(),
+        &*src.to_string_lossy(),
+    ]
+    .into_iter()
+    .chain([
+        "--listen",
+        "127.0.0.1:0",
+        "--no-dht",
+        "--timeout",
+        "30",
+        "--json",
+    ])
+    .map(String::from)
+    .collect();
+    for (dir_mode, file_mode) in [(0o000, 0o644), (0o755, 0o000)] {
         chmod(&src.join("big.bin"), file_mode);
-        let o = Command::new("setpriv")
-            .args(&nobody)
-            .arg(BIN)
-            .arg("seed")
-            .arg(&torrent)
-            .arg(&src)
-            .args(["--listen", "127.0.0.1:0", "--no-dht", "--timeout", "30"])
-            .arg("--json")
-            .output()
-            .unwrap();
+        chmod(&src, dir_mode);
+        let o = command(&nobody, &args).output().unwrap();
+        chmod(&src, 0o755);
+        chmod(&src.join("big.bin"), 0o644);
         let event = expect_io_error(&o, "no permission");
         assert!(
             event["message"]
@@ -376,7 +400,8 @@ fn a_torrent_whose_directory_becomes_unwritable_stops_and_the_session_goes_on() 
     }
     // Root writes anywhere: run this test again as `nobody`.
     let nobody = match as_nobody() {
-        Ok(a) => a,
+        Ok(Some(a)) => a,
+        Ok(None) => unreachable!("root"),
         Err(why) => {
             println!("SKIP: {why}");
             return;
