@@ -148,6 +148,11 @@ impl PieceData {
         &self.blocks
     }
 
+    /// The blocks, in order, taken out (for [`crate::storage::Storage::store_piece`]).
+    pub fn into_blocks(self) -> Vec<Bytes> {
+        self.blocks
+    }
+
     /// The piece's length.
     pub fn len(&self) -> usize {
         self.blocks.iter().map(|b| b.len()).sum()
@@ -678,6 +683,15 @@ impl TorrentCore {
             self.finishing = true;
             self.actions.push_back(Action::Finish);
         }
+    }
+
+    /// Writing verified pieces out of the write-back cache failed (the message, as for
+    /// [`PieceCheck::StorageFailed`]): the torrent stops on the error. The pieces stay
+    /// verified (peers were told; reads are served from the cache) but are not durable:
+    /// no resume file lists them, as the storage cannot be synced.
+    pub fn handle_flush_failed(&mut self, pieces: &[u32], error: String) {
+        tracing::warn!(pieces = pieces.len(), first = ?pieces.first(), error = %error, "writing cached pieces failed");
+        self.error = Some(error);
     }
 
     /// The outcome of [`Action::Finish`].

@@ -155,6 +155,7 @@
 pub mod choker;
 pub mod core;
 pub mod discovery;
+mod disk;
 mod ext;
 mod fetch;
 pub mod hashes;

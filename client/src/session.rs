@@ -96,6 +96,14 @@ pub struct Config {
     pub upload_limit: Option<u64>,
     /// Session-wide download limit in bytes per second (default `None`: unlimited).
     pub download_limit: Option<u64>,
+    /// Bytes of verified pieces each torrent may hold in memory before writing them
+    /// (its write-back cache, see [`crate::storage`]; default
+    /// [`DEFAULT_CACHE_SIZE`](crate::storage::DEFAULT_CACHE_SIZE), 32 MiB; 0 writes
+    /// every piece at once). The cache is written out when more than half full.
+    pub cache_size: usize,
+    /// How long a verified piece may wait in the write-back cache (default
+    /// [`DEFAULT_CACHE_AGE`](crate::storage::DEFAULT_CACHE_AGE), 2 s).
+    pub cache_age: Duration,
 }
 
 impl Default for Config {
@@ -124,6 +132,8 @@ impl Default for Config {
             dht_nodes: None,
             upload_limit: None,
             download_limit: None,
+            cache_size: crate::storage::DEFAULT_CACHE_SIZE,
+            cache_age: crate::storage::DEFAULT_CACHE_AGE,
         }
     }
 }

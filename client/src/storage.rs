@@ -6,17 +6,45 @@
 //! Padding files (BEP 47) are never written and read back as zeros. Files are created
 //! lazily on their first write and extended sparsely with `set_len`.
 //!
+//! # Write-back cache
+//!
+//! [`Storage::store_piece`] keeps a verified piece in memory (the received block
+//! buffers themselves, no copy) up to [`Storage::with_cache`]'s byte cap, instead of
+//! writing it at once. [`Storage::flush`] writes cached pieces out in large coalesced
+//! writes (adjacent pieces become one vectored write per file run); the torrent driver
+//! flushes when the cache is over half full, when its oldest piece reached the flush
+//! age, and always before the torrent reports complete, before a resume file is written,
+//! on pause, close and remove. [`Storage::sync`] and [`Storage::finish_files`] flush
+//! first, so a piece is durable exactly when it was flushed and synced; a resume file is
+//! written only after a successful [`Storage::sync`]. Every read
+//! ([`Storage::read_block`], [`Storage::cached_block`]) sees cached pieces, so a
+//! verified piece can be served before it reaches the disk. A failed flush keeps its
+//! pieces in the cache (still readable, never durable) and returns the error. Dropping
+//! the storage flushes what is left (errors are logged).
+//!
 //! All methods block (file I/O, hashing): call them from `spawn_blocking` or a worker
-//! thread, never from a task that reads sockets.
+//! thread, never from a task that reads sockets. [`Storage::cached_block`] and
+//! [`Storage::is_cached`] only take a lock and never touch the disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use metainfo::{Info, LayoutMode, PieceBitfield, PieceLayout, Verifier, merkle};
 use sha1::{Digest, Sha1};
+use tracing::{debug, warn};
+
+/// The default write-back cache size: 32 MiB (libtorrent 1.2's `cache_size` default,
+/// 2048 blocks of 16 KiB).
+pub const DEFAULT_CACHE_SIZE: usize = 32 << 20;
+
+/// The default flush age: a cached piece is written out at most this long after it was
+/// verified.
+pub const DEFAULT_CACHE_AGE: Duration = Duration::from_secs(2);
 
 /// How files get their disk space.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +100,63 @@ struct Slot {
     handle: Mutex<Option<(File, bool)>>,
 }
 
+/// A verified piece held in the write-back cache.
+struct Cached {
+    /// The piece's consecutive chunks (the received blocks).
+    blocks: Vec<Bytes>,
+    len: usize,
+    /// When it entered the cache.
+    since: Instant,
+}
+
+/// The write-back cache: verified pieces not yet written.
+#[derive(Default)]
+struct Cache {
+    pieces: BTreeMap<u32, Cached>,
+    /// Bytes of all cached pieces.
+    bytes: usize,
+}
+
+/// Which cached pieces [`Storage::flush`] writes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Flush {
+    /// Every cached piece.
+    All,
+    /// Every cached piece if the cache is more than half full or its oldest piece has
+    /// been cached for `max_age`; else nothing.
+    Due {
+        /// The flush age.
+        max_age: Duration,
+    },
+}
+
+/// What a [`Storage::flush`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushStats {
+    /// Pieces written.
+    pub pieces: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Vectored writes issued (one per contiguous run in a file; a run longer than the
+    /// system's iovec limit takes more).
+    pub writes: usize,
+}
+
+/// A failed [`Storage::flush`]: the error and the pieces it left in the cache (not
+/// durable).
+#[derive(Debug, thiserror::Error)]
+#[error("writing {} cached piece(s) failed: {error}", pieces.len())]
+#[non_exhaustive]
+pub struct FlushError {
+    /// The pieces not written (still cached).
+    pub pieces: Vec<u32>,
+    /// The cause.
+    #[source]
+    pub error: StorageError,
+}
+
 /// A torrent's files under a download directory.
 pub struct Storage {
     root: PathBuf,
@@ -80,6 +165,12 @@ pub struct Storage {
     /// Piece-layer hashes fetched from peers (BEP 52) for files whose layer the
     /// torrent lacks, by `pieces root`: one slot per piece of the file.
     fetched: Mutex<HashMap<[u8; 32], Vec<Option<merkle::Hash256>>>>,
+    /// The write-back cache's byte cap (0: every piece is written at once).
+    cache_cap: usize,
+    cache: Mutex<Cache>,
+    /// Held while a flush writes: one flush at a time, and pieces leave the cache only
+    /// once their bytes are in the files.
+    flushing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -120,7 +211,273 @@ impl Storage {
             info: info.clone(),
             slots,
             fetched: Mutex::new(HashMap::new()),
+            cache_cap: 0,
+            cache: Mutex::new(Cache::default()),
+            flushing: Mutex::new(()),
         })
+    }
+
+    /// The same storage with a write-back cache of `bytes` at most (0, the default of
+    /// [`Storage::new`]: [`store_piece`](Self::store_piece) writes at once). See the
+    /// [module docs](self).
+    pub fn with_cache(mut self, bytes: usize) -> Storage {
+        self.cache_cap = bytes;
+        self
+    }
+
+    /// The write-back cache's byte cap.
+    pub fn cache_capacity(&self) -> usize {
+        self.cache_cap
+    }
+
+    /// Bytes of verified pieces held in the cache, not yet written.
+    pub fn cached_bytes(&self) -> usize {
+        self.lock_cache().bytes
+    }
+
+    /// Whether the cache is more than half full (time to flush).
+    pub fn cache_over_watermark(&self) -> bool {
+        self.cache_cap > 0 && self.lock_cache().bytes > self.cache_cap / 2
+    }
+
+    /// Whether piece `piece` is in the cache (verified, not yet written).
+    pub fn is_cached(&self, piece: u32) -> bool {
+        self.lock_cache().pieces.contains_key(&piece)
+    }
+
+    /// Bytes `offset..offset + len` of piece `piece` if the piece is in the write-back
+    /// cache, from memory (a slice of the received block when the range lies in one,
+    /// else a copy); `None` if the piece is not cached (its data is in the files, or
+    /// missing) or the range is out of the piece. Never touches the disk: a sender that
+    /// can send from the files directly (sendfile) asks this first and sends from the
+    /// file only on `None`. A piece leaves the cache only after its bytes are in the
+    /// files, so a `None` for a piece the torrent has means the file holds it.
+    pub fn cached_block(&self, piece: u32, offset: u64, len: u64) -> Option<Bytes> {
+        let cache = self.lock_cache();
+        let c = cache.pieces.get(&piece)?;
+        let end = offset.checked_add(len)?;
+        if end > c.len as u64 || len == 0 {
+            return None;
+        }
+        let (offset, end) = (offset as usize, end as usize);
+        let mut at = 0usize;
+        let mut out: Option<Vec<u8>> = None;
+        for b in &c.blocks {
+            let (bs, be) = (at, at + b.len());
+            at = be;
+            if be <= offset {
+                continue;
+            }
+            if bs >= end {
+                break;
+            }
+            let (s, e) = (offset.max(bs) - bs, end.min(be) - bs);
+            if out.is_none() && bs <= offset && end <= be {
+                return Some(b.slice(s..e));
+            }
+            out.get_or_insert_with(|| Vec::with_capacity(end - offset))
+                .extend_from_slice(&b[s..e]);
+        }
+        out.map(Bytes::from)
+    }
+
+    /// Stores verified piece `index`, given as its consecutive chunks (the received
+    /// blocks, kept as they are): into the write-back cache, or straight to the files
+    /// when there is no cache or the piece is larger than it. When the cache is full,
+    /// flushes it first (and waits for a flush under way). A flush failure is returned
+    /// and the piece is not stored. The caller checked the hash
+    /// ([`Storage::check_piece_blocks`]).
+    pub fn store_piece(&self, index: u32, blocks: Vec<Bytes>) -> Result<(), StorageError> {
+        let len: usize = blocks.iter().map(|b| b.len()).sum();
+        let plen = self.info.layout().piece_len(index);
+        if plen == 0 || len as u64 != plen {
+            return Err(StorageError::OutOfRange {
+                piece: index,
+                offset: 0,
+                len: len as u64,
+            });
+        }
+        if self.cache_cap == 0 || len > self.cache_cap {
+            return self.write_piece_blocks(index, &blocks);
+        }
+        loop {
+            {
+                let mut cache = self.lock_cache();
+                if cache.bytes + len <= self.cache_cap || cache.pieces.contains_key(&index) {
+                    if let Some(old) = cache.pieces.insert(
+                        index,
+                        Cached {
+                            blocks,
+                            len,
+                            since: Instant::now(),
+                        },
+                    ) {
+                        cache.bytes -= old.len;
+                    }
+                    cache.bytes += len;
+                    return Ok(());
+                }
+            }
+            // Full: write everything out (after any flush under way), then retry.
+            self.flush(Flush::All, "full").map_err(|e| e.error)?;
+        }
+    }
+
+    /// Writes cached pieces out (which ones: `which`), coalesced: the pieces in index
+    /// order, every contiguous run of bytes in a file as one vectored write. Pieces
+    /// leave the cache once written; on an error, the pieces not written stay cached
+    /// and are listed in the [`FlushError`]. `reason` names the trigger in the debug
+    /// event. Does not `fsync` (see [`Storage::sync`]).
+    pub fn flush(&self, which: Flush, reason: &str) -> Result<FlushStats, FlushError> {
+        let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let batch: Vec<(u32, Vec<Bytes>)> = {
+            let cache = self.lock_cache();
+            let due = match which {
+                Flush::All => true,
+                Flush::Due { max_age } => {
+                    cache.bytes > self.cache_cap / 2
+                        || cache
+                            .pieces
+                            .values()
+                            .any(|c| started.duration_since(c.since) >= max_age)
+                }
+            };
+            if !due || cache.pieces.is_empty() {
+                return Ok(FlushStats::default());
+            }
+            // Cheap clones (reference counts): reads keep finding the pieces in the
+            // cache while they are written.
+            cache
+                .pieces
+                .iter()
+                .map(|(&i, c)| (i, c.blocks.clone()))
+                .collect()
+        };
+        let (stats, failed) = self.write_coalesced(&batch);
+        let written = match &failed {
+            Some((from, _)) => *from,
+            None => batch.len(),
+        };
+        {
+            let mut cache = self.lock_cache();
+            for (i, _) in &batch[..written] {
+                if let Some(c) = cache.pieces.remove(i) {
+                    cache.bytes -= c.len;
+                }
+            }
+        }
+        match failed {
+            None => {
+                debug!(
+                    reason,
+                    pieces = stats.pieces,
+                    bytes = stats.bytes,
+                    writes = stats.writes,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "flushed the write-back cache"
+                );
+                Ok(stats)
+            }
+            Some((from, error)) => {
+                let pieces: Vec<u32> = batch[from..].iter().map(|(i, _)| *i).collect();
+                warn!(reason, error = %error, unwritten = pieces.len(), "flushing the write-back cache failed");
+                Err(FlushError { pieces, error })
+            }
+        }
+    }
+
+    /// Drops every cached piece unwritten (the torrent's files are being deleted).
+    pub fn discard_cache(&self) {
+        let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.lock_cache();
+        cache.pieces.clear();
+        cache.bytes = 0;
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `batch` (pieces in index order) with one vectored write per contiguous
+    /// run of a file. On an error: the position in `batch` of the first piece not
+    /// (entirely) written, and the error.
+    fn write_coalesced(
+        &self,
+        batch: &[(u32, Vec<Bytes>)],
+    ) -> (FlushStats, Option<(usize, StorageError)>) {
+        let layout = self.info.layout();
+        let mut stats = FlushStats::default();
+        // The run being gathered: file, its start offset, the slices, its end, and the
+        // position of its first piece in `batch`.
+        let mut run: Option<(usize, u64, Vec<io::IoSlice<'_>>, u64, usize)> = None;
+        let submit = |run: (usize, u64, Vec<io::IoSlice<'_>>, u64, usize),
+                      stats: &mut FlushStats|
+         -> Result<(), (usize, StorageError)> {
+            let (file, start, slices, _, first) = run;
+            let slot = &self.slots[file];
+            let n = self
+                .with_file(slot, true, |f| write_all_vectored_at(f, slices, start))
+                .map_err(|e| (first, e))?;
+            stats.writes += n;
+            Ok(())
+        };
+        for (pos, (index, blocks)) in batch.iter().enumerate() {
+            let plen = layout.piece_len(*index);
+            let (mut ci, mut co) = (0usize, 0usize);
+            for span in layout.spans(*index, 0, plen) {
+                let mut left = span.len as usize;
+                let mut at = span.file_offset;
+                while left > 0 {
+                    let Some(chunk) = blocks.get(ci) else {
+                        break;
+                    };
+                    let n = (chunk.len() - co).min(left);
+                    if !span.padding && n > 0 {
+                        let part = &chunk[co..co + n];
+                        match &mut run {
+                            Some((f, _, slices, end, _)) if *f == span.file_index && *end == at => {
+                                slices.push(io::IoSlice::new(part));
+                                *end += n as u64;
+                            }
+                            _ => {
+                                if let Some(done) = run.take()
+                                    && let Err((from, e)) = submit(done, &mut stats)
+                                {
+                                    stats.pieces = from;
+                                    return (stats, Some((from, e)));
+                                }
+                                run = Some((
+                                    span.file_index,
+                                    at,
+                                    vec![io::IoSlice::new(part)],
+                                    at + n as u64,
+                                    pos,
+                                ));
+                            }
+                        }
+                    }
+                    at += n as u64;
+                    left -= n;
+                    co += n;
+                    if co == chunk.len() {
+                        ci += 1;
+                        co = 0;
+                    }
+                }
+            }
+            stats.pieces += 1;
+            stats.bytes += plen;
+        }
+        if let Some(done) = run.take()
+            && let Err(e) = submit(done, &mut stats)
+        {
+            // The pieces of the failed run and after it are not written.
+            let (from, e) = e;
+            stats.pieces = from;
+            return (stats, Some((from, e)));
+        }
+        (stats, None)
     }
 
     /// The (canonical) download directory.
@@ -310,6 +667,9 @@ impl Storage {
         if offset.checked_add(len).is_none_or(|end| end > plen) || len == 0 {
             return Err(StorageError::OutOfRange { piece, offset, len });
         }
+        if let Some(b) = self.cached_block(piece, offset, len) {
+            return Ok(b.to_vec());
+        }
         // Filled by appending (file data read straight into the spare capacity, padding
         // as zeros): the buffer is never zeroed first.
         let mut out = Vec::with_capacity(len as usize);
@@ -327,7 +687,8 @@ impl Storage {
     }
 
     /// Creates the empty files and any file not written yet (sparse), so a complete
-    /// download has every file of the torrent; flushes written data to disk.
+    /// download has every file of the torrent; writes the cache out and flushes written
+    /// data to disk.
     pub fn finish(&self) -> Result<(), StorageError> {
         self.finish_files(&[])
     }
@@ -336,6 +697,7 @@ impl Storage {
     /// past the end of `wanted` count as wanted): a skipped file is not created, but
     /// if pieces shared with wanted files wrote part of it, that part is flushed.
     pub fn finish_files(&self, wanted: &[bool]) -> Result<(), StorageError> {
+        self.flush(Flush::All, "finish").map_err(|e| e.error)?;
         for (i, slot) in self.slots.iter().enumerate() {
             if slot.padding {
                 continue;
@@ -366,10 +728,11 @@ impl Storage {
         Ok(())
     }
 
-    /// Makes everything written so far durable (`fsync` of every open file). A resume
-    /// file may list a piece only after this ran following the piece's write; any
-    /// write-back cache must be written out here too.
+    /// Makes every stored piece durable: writes the cache out ([`Flush::All`]), then
+    /// `fsync`s every open file. A resume file may list a piece only after this
+    /// succeeded following the piece's [`store_piece`](Self::store_piece).
     pub fn sync(&self) -> Result<(), StorageError> {
+        self.flush(Flush::All, "sync").map_err(|e| e.error)?;
         for slot in &self.slots {
             let guard = slot
                 .handle
@@ -523,6 +886,56 @@ fn allocate(f: &mut File, len: u64) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn allocate(_: &mut File, _: u64) -> io::Result<()> {
     Ok(())
+}
+
+impl Drop for Storage {
+    /// Writes out what is left in the cache (errors are logged: nothing can be told).
+    fn drop(&mut self) {
+        if self.lock_cache().pieces.is_empty() {
+            return;
+        }
+        if let Err(e) = self.flush(Flush::All, "drop") {
+            warn!(error = %e, "pieces lost: the write-back cache could not be written");
+        }
+    }
+}
+
+/// Writes `slices` at `offset` of `f` completely; returns the number of write calls.
+#[cfg(target_os = "linux")]
+fn write_all_vectored_at(
+    f: &mut File,
+    mut slices: Vec<io::IoSlice<'_>>,
+    mut offset: u64,
+) -> io::Result<usize> {
+    // The kernel takes at most IOV_MAX (1024) buffers per call.
+    const IOV_MAX: usize = 1024;
+    let mut bufs: &mut [io::IoSlice<'_>] = &mut slices;
+    let mut calls = 0;
+    while !bufs.is_empty() {
+        let n = match rustix::io::pwritev(&*f, &bufs[..bufs.len().min(IOV_MAX)], offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        calls += 1;
+        offset += n as u64;
+        io::IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(calls)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_all_vectored_at(
+    f: &mut File,
+    slices: Vec<io::IoSlice<'_>>,
+    mut offset: u64,
+) -> io::Result<usize> {
+    for s in &slices {
+        write_at(f, s, offset)?;
+        offset += s.len() as u64;
+    }
+    Ok(slices.len())
 }
 
 #[cfg(unix)]
@@ -716,6 +1129,239 @@ mod tests {
         assert_eq!(to.read_block(1, 0, 32768).unwrap(), data);
         assert!(!dst.path().join("content/sub/z").exists());
         assert!(dst.path().join("content/sub/y").exists());
+    }
+
+    /// Piece `p` of `from` as 16 KiB blocks (as received).
+    fn blocks_of(from: &Storage, p: u32) -> Vec<Bytes> {
+        let data = from.read_block(p, 0, from.layout().piece_len(p)).unwrap();
+        data.chunks(16384).map(Bytes::copy_from_slice).collect()
+    }
+
+    /// One file of `pieces` pieces of 32 KiB (the last one short).
+    fn single(src: &Path, pieces: usize) -> Torrent {
+        make(src, Version::V1, &[("one.bin", pieces * 32768 - 1000)])
+    }
+
+    #[test]
+    fn without_a_cache_a_piece_is_written_at_once() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 4);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path()).unwrap();
+        to.store_piece(1, blocks_of(&from, 1)).unwrap();
+        assert_eq!(to.cached_bytes(), 0);
+        assert!(!to.is_cached(1));
+        assert!(to.verify_existing().unwrap().get(1));
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_cap() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 20);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let cap = 3 * 32768 + 100;
+        let to = Storage::new(&t.info, dst.path()).unwrap().with_cache(cap);
+        let mut max = 0;
+        for p in 0..t.info.piece_count() {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            max = max.max(to.cached_bytes());
+            assert!(to.cached_bytes() <= cap, "piece {p}: {}", to.cached_bytes());
+            assert!(to.is_cached(p));
+        }
+        // It filled up before it was written out.
+        assert_eq!(max, 3 * 32768);
+        // The pieces it wrote to make room are on disk already.
+        let on_disk = to.verify_existing().unwrap().count_good();
+        assert_eq!(on_disk as usize, 20 - to.lock_cache().pieces.len());
+        to.sync().unwrap();
+        assert_eq!(to.cached_bytes(), 0);
+        assert!(to.verify_existing().unwrap().all_good());
+    }
+
+    #[test]
+    fn adjacent_pieces_are_written_in_one_vectored_write_per_file_run() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 10);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(64 << 20);
+        // 0..=3 and 5..=9: two runs; stored out of order.
+        for p in [3, 1, 0, 2, 9, 5, 7, 6, 8] {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+        }
+        assert_eq!(to.verify_existing().unwrap().count_good(), 0);
+        let stats = to.flush(Flush::All, "test").unwrap();
+        assert_eq!(stats.pieces, 9);
+        assert_eq!(stats.bytes, 9 * 32768 - 1000);
+        assert_eq!(stats.writes, 2);
+        let have = to.verify_existing().unwrap();
+        assert_eq!(have.count_good(), 9);
+        assert!(!have.get(4));
+        // Nothing left: flushing again writes nothing.
+        assert_eq!(to.flush(Flush::All, "test").unwrap(), FlushStats::default());
+
+        // Several files: one write per file the pieces cover (padding and the empty
+        // file take none), whatever the piece boundaries.
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::V1, FILES);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(64 << 20);
+        for p in 0..t.info.piece_count() {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+        }
+        let stats = to.flush(Flush::All, "test").unwrap();
+        assert_eq!(stats.writes, 4, "{stats:?}");
+        to.finish().unwrap();
+        assert!(to.verify_existing().unwrap().all_good());
+    }
+
+    #[test]
+    fn a_due_flush_waits_for_the_age_or_the_watermark() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 8);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(4 * 32768);
+        let long = Flush::Due {
+            max_age: Duration::from_secs(3600),
+        };
+        to.store_piece(0, blocks_of(&from, 0)).unwrap();
+        to.store_piece(1, blocks_of(&from, 1)).unwrap();
+        assert!(!to.cache_over_watermark());
+        assert_eq!(to.flush(long, "test").unwrap().pieces, 0);
+        to.store_piece(2, blocks_of(&from, 2)).unwrap();
+        assert!(to.cache_over_watermark());
+        assert_eq!(to.flush(long, "test").unwrap().pieces, 3);
+        to.store_piece(3, blocks_of(&from, 3)).unwrap();
+        let now = Flush::Due {
+            max_age: Duration::ZERO,
+        };
+        assert_eq!(to.flush(now, "test").unwrap().pieces, 1);
+        assert_eq!(to.verify_existing().unwrap().count_good(), 4);
+    }
+
+    #[test]
+    fn reads_see_cached_pieces_before_they_are_written() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 4);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(1 << 20);
+        let blocks = blocks_of(&from, 2);
+        let data = from.read_block(2, 0, 32768).unwrap();
+        to.store_piece(2, blocks.clone()).unwrap();
+        // Nothing on disk yet.
+        assert!(!dst.path().join("content").exists());
+        assert!(to.is_cached(2));
+        assert_eq!(to.read_block(2, 0, 32768).unwrap(), data);
+        assert_eq!(to.read_block(2, 16000, 1000).unwrap(), data[16000..17000]);
+        // Inside one block: a slice of the received buffer itself.
+        let b = to.cached_block(2, 100, 16000).unwrap();
+        assert_eq!(b, data[100..16100]);
+        assert_eq!(b.as_ptr(), blocks[0][100..].as_ptr());
+        let b = to.cached_block(2, 16384, 16384).unwrap();
+        assert_eq!(b.as_ptr(), blocks[1].as_ptr());
+        // Across blocks: a copy, right bytes.
+        assert_eq!(to.cached_block(2, 16000, 1000).unwrap(), data[16000..17000]);
+        assert!(to.cached_block(2, 32000, 1000).is_none());
+        assert!(to.cached_block(2, 0, 0).is_none());
+        assert!(to.cached_block(1, 0, 100).is_none());
+        // Once written, the same reads come from the file.
+        to.sync().unwrap();
+        assert!(!to.is_cached(2));
+        assert!(to.cached_block(2, 0, 100).is_none());
+        assert_eq!(to.read_block(2, 16000, 1000).unwrap(), data[16000..17000]);
+    }
+
+    #[test]
+    fn sync_and_finish_write_the_cache_out() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = make(src.path(), Version::Hybrid, FILES);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(64 << 20);
+        let n = t.info.piece_count();
+        for p in 0..n / 2 {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+        }
+        assert_eq!(to.verify_existing().unwrap().count_good(), 0);
+        to.sync().unwrap();
+        assert_eq!(to.cached_bytes(), 0);
+        assert_eq!(to.verify_existing().unwrap().count_good(), (n / 2) as usize);
+        for p in n / 2..n {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+        }
+        to.finish().unwrap();
+        assert_eq!(to.cached_bytes(), 0);
+        assert!(to.verify_existing().unwrap().all_good());
+        // Dropping a storage writes what is left.
+        let dst = tempfile::tempdir().unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(64 << 20);
+        to.store_piece(1, blocks_of(&from, 1)).unwrap();
+        drop(to);
+        let check = Storage::new(&t.info, dst.path()).unwrap();
+        assert!(check.verify_existing().unwrap().get(1));
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_its_pieces_cached_and_not_durable() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = single(src.path(), 6);
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let to = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(64 << 20);
+        for p in 0..6 {
+            to.store_piece(p, blocks_of(&from, p)).unwrap();
+        }
+        // A directory where the file goes: opening it for writing fails.
+        let target = dst.path().join("content/one.bin");
+        std::fs::create_dir_all(&target).unwrap();
+        let e = to.flush(Flush::All, "test").unwrap_err();
+        assert_eq!(e.pieces, vec![0, 1, 2, 3, 4, 5]);
+        assert!(
+            matches!(&e.error, StorageError::Io { path, .. } if path.ends_with("one.bin")),
+            "{e}"
+        );
+        // sync fails the same way: no resume file may be written after it.
+        assert!(to.sync().is_err());
+        for p in 0..6 {
+            assert!(to.is_cached(p), "piece {p}");
+        }
+        assert_eq!(to.cached_bytes(), 6 * 32768 - 1000);
+        // Still served from memory.
+        let data = from.read_block(4, 0, 32768).unwrap();
+        assert_eq!(to.read_block(4, 0, 32768).unwrap(), data);
+        // A full cache cannot take more: storing reports the flush error.
+        let small = Storage::new(&t.info, dst.path())
+            .unwrap()
+            .with_cache(2 * 32768);
+        small.store_piece(0, blocks_of(&from, 0)).unwrap();
+        small.store_piece(1, blocks_of(&from, 1)).unwrap();
+        assert!(small.store_piece(2, blocks_of(&from, 2)).is_err());
+        assert!(!small.is_cached(2));
+        small.discard_cache();
+        // Once the path is writable, the same pieces go out.
+        std::fs::remove_dir(&target).unwrap();
+        to.sync().unwrap();
+        assert_eq!(to.cached_bytes(), 0);
+        assert!(to.verify_existing().unwrap().all_good());
     }
 
     #[cfg(unix)]

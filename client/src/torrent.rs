@@ -9,11 +9,15 @@
 //! them over as one batch (bounded channel to the core: back-pressure reaches TCP),
 //! and a writer task sends what the core queued with vectored writes, piece payloads
 //! uncopied. Both go through the session's [rate limiters](crate::ratelimit).
-//! Hash checks, writes and reads for uploads run on `spawn_blocking` (reads at most one
-//! batch per peer at a time, one read per run of contiguous blocks; received blocks are
-//! hashed and written as they arrived, never joined), never on a task that reads
-//! sockets. Dropping or [shutting down](TorrentHandle::shutdown) the torrent closes
-//! everything.
+//! Hash checks and writes run on the torrent's two disk threads (a hasher and a
+//! flusher, started with the first complete piece; see `disk.rs`): received blocks are
+//! hashed as they arrived, never joined, and verified pieces wait in the storage's
+//! [write-back cache](crate::storage) to be written in coalesced writes. Reads for
+//! uploads of cached pieces are answered at once from memory; other reads run on
+//! `spawn_blocking` (at most one batch per peer at a time, one read per run of contiguous
+//! blocks), never on a task that reads sockets. Dropping or
+//! [shutting down](TorrentHandle::shutdown) the torrent closes everything (the disk
+//! threads write the cache out before they exit).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -34,7 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
+use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, PieceData, TorrentCore};
 use crate::discovery::{Discovery, DiscoveryStatus};
 use crate::picker::{NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
@@ -698,6 +702,8 @@ pub(crate) fn spawn_dial<I: Send + 'static>(
 /// a symlink), then the directories they leave empty (not the root), then the resume
 /// file.
 fn delete_files_of(shared: &Shared) -> Result<(), TorrentError> {
+    // Nothing cached is written after this (not even when the storage is dropped).
+    shared.storage.discard_cache();
     let root = shared.storage.root();
     let info = shared.storage.info();
     let remove = |path: &std::path::Path| match std::fs::remove_file(path) {
@@ -758,6 +764,8 @@ enum Input {
     Messages(PeerKey, Vec<Message>),
     Closed(PeerKey, String),
     Checked(u32, PieceCheck),
+    /// Writing these cached pieces out failed (the message).
+    FlushFailed(Vec<u32>, String),
     Read(PeerKey, Vec<Option<Block>>),
     Finished(Result<(), String>),
     /// A writer's backlog fell to [`BACKLOG_LOW`]: deferred uploads may go on.
@@ -817,7 +825,7 @@ pub(crate) async fn prepare(
 ) -> Result<Driver, TorrentError> {
     let piece_len = u32::try_from(info.piece_length)
         .map_err(|_| TorrentError::Unsupported("pieces of 4 GiB or more"))?;
-    let storage = Arc::new(Storage::new(info, dir)?);
+    let storage = Arc::new(Storage::new(info, dir)?.with_cache(config.cache_size));
     let resume_path = match &options.resume {
         Resume::InDir => Some(resume::default_path(storage.root(), info)),
         Resume::At(p) => Some(p.clone()),
@@ -970,6 +978,7 @@ pub(crate) async fn prepare(
             .saturating_add(1 << 20),
         deferred: HashMap::new(),
         notify: None,
+        disk: None,
     })
 }
 
@@ -1071,6 +1080,8 @@ pub(crate) struct Driver {
     deferred: HashMap<PeerKey, Vec<BlockRequest>>,
     /// The unbounded input channel, for writers' [`Input::Drained`] notices.
     notify: Option<mpsc::UnboundedSender<Input>>,
+    /// The disk threads, started with the first piece to check (a seed needs none).
+    disk: Option<crate::disk::Disk>,
 }
 
 /// Bytes queued for a connection's writer above which no more blocks are read for it.
@@ -1164,9 +1175,7 @@ impl Driver {
                         self.core.set_windows(Instant::now(), ws);
                     }
                     Some(TorrentCmd::Close(done)) => {
-                        if let Some(save) = self.save_resume() {
-                            let _ = save.await;
-                        }
+                        let _ = self.save_resume().await;
                         let _ = done.send(());
                         return;
                     }
@@ -1183,7 +1192,7 @@ impl Driver {
                 },
                 _ = dial_tick.tick() => self.dial(&utx),
                 _ = resume_tick.tick() => {
-                    if self.core.picker().have_count() != self.saved {
+                    if self.resume_path.is_some() && self.core.picker().have_count() != self.saved {
                         let _ = self.save_resume();
                     }
                 }
@@ -1215,10 +1224,12 @@ impl Driver {
         Some(hashes)
     }
 
-    /// Writes the resume file in the background (after syncing the data written so
-    /// far); `None` when there is no resume file.
-    fn save_resume(&mut self) -> Option<tokio::task::JoinHandle<()>> {
-        let path = self.resume_path.clone()?;
+    /// Syncs the data (the write-back cache written out, then `fsync`) and, if that
+    /// worked, writes the resume file (if there is one), in the background. The pieces
+    /// listed are those verified now: all stored before the sync starts, so none is
+    /// listed that is only in the cache.
+    fn save_resume(&mut self) -> tokio::task::JoinHandle<()> {
+        let path = self.resume_path.clone();
         let picker = self.core.picker();
         let have: Vec<bool> = (0..picker.piece_count()).map(|i| picker.has(i)).collect();
         self.saved = picker.have_count();
@@ -1226,22 +1237,27 @@ impl Driver {
         let shared = self.shared.clone();
         self.saves += 1;
         let number = self.saves;
-        Some(tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut last = lock.lock().unwrap_or_else(|e| e.into_inner());
             let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
             if *removed || *last > number {
                 return;
             }
             *last = number;
-            let r = storage.sync().map_err(|e| e.to_string()).and_then(|()| {
-                resume::save(storage.info(), storage.root(), &path, &have)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            });
-            match r {
-                Ok(()) => debug!(path = %path.display(), "resume file written"),
-                Err(e) => warn!(error = %e, "writing the resume file failed"),
+            if let Err(e) = storage.sync() {
+                warn!(error = %e, "syncing the data failed: no resume file written");
+                return;
             }
-        }))
+            let Some(path) = path else {
+                return;
+            };
+            match resume::save(storage.info(), storage.root(), &path, &have) {
+                Ok(()) => debug!(path = %path.display(), "resume file written"),
+                Err(e) => {
+                    warn!(error = %e, path = %path.display(), "writing the resume file failed")
+                }
+            }
+        })
     }
 
     fn remember(&mut self, addr: SocketAddr) {
@@ -1356,6 +1372,7 @@ impl Driver {
                     self.stop_on_error();
                 }
             }
+            Input::FlushFailed(pieces, e) => self.core.handle_flush_failed(&pieces, e),
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
             Input::Drained(key) => {
                 if let (Some(reqs), Some(utx)) = (self.deferred.remove(&key), self.notify.clone()) {
@@ -1534,28 +1551,12 @@ impl Driver {
                         }
                     }
                 }
-                Action::CheckPiece(index, data) => {
-                    let (storage, utx) = (self.storage.clone(), utx.clone());
-                    let shared = self.shared.clone();
-                    tokio::task::spawn_blocking(move || {
-                        // Removed with its files: write nothing.
-                        let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
-                        if *removed {
-                            return;
-                        }
-                        let r = if !storage.check_piece_blocks(index, data.blocks()) {
-                            PieceCheck::BadHash
-                        } else {
-                            match storage.write_piece_blocks(index, data.blocks()) {
-                                Ok(()) => PieceCheck::Stored,
-                                Err(e) => PieceCheck::StorageFailed(e.to_string()),
-                            }
-                        };
-                        drop(data);
-                        let _ = utx.send(Input::Checked(index, r));
-                    });
-                }
+                Action::CheckPiece(index, data) => self.check_piece(index, data, utx),
                 Action::Read(key, reqs) => {
+                    if let Some(blocks) = self.read_cached(&reqs) {
+                        self.core.handle_blocks_read(Instant::now(), key, blocks);
+                        continue;
+                    }
                     let backlog = self
                         .io
                         .get(&key)
@@ -1634,6 +1635,55 @@ impl Driver {
         }
     }
 
+    /// Hands a complete piece to the disk threads (started on first use).
+    fn check_piece(&mut self, index: u32, data: PieceData, utx: &mpsc::UnboundedSender<Input>) {
+        if self.disk.is_none() {
+            let utx = utx.clone();
+            let report = move |d: crate::disk::Done| {
+                let _ = utx.send(match d {
+                    crate::disk::Done::Checked(i, r) => Input::Checked(i, r),
+                    crate::disk::Done::FlushFailed(p, e) => Input::FlushFailed(p, e),
+                });
+            };
+            match crate::disk::Disk::start(self.shared.clone(), self.config.cache_age, report) {
+                Ok(d) => self.disk = Some(d),
+                Err(e) => {
+                    let e = format!("starting the disk threads: {e}");
+                    self.core.handle_piece_checked(
+                        Instant::now(),
+                        index,
+                        PieceCheck::StorageFailed(e),
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(disk) = &self.disk
+            && disk.check(index, data).is_err()
+        {
+            let e = "the disk threads stopped".to_string();
+            self.core
+                .handle_piece_checked(Instant::now(), index, PieceCheck::StorageFailed(e));
+        }
+    }
+
+    /// The blocks for `reqs` if every one is in the write-back cache (slices of the
+    /// received buffers, no disk access), else `None`.
+    fn read_cached(&self, reqs: &[BlockRequest]) -> Option<Vec<Option<Block>>> {
+        reqs.iter()
+            .map(|r| {
+                let data =
+                    self.storage
+                        .cached_block(r.index, u64::from(r.begin), u64::from(r.length))?;
+                Some(Some(Block {
+                    index: r.index,
+                    begin: r.begin,
+                    data,
+                }))
+            })
+            .collect()
+    }
+
     /// Reads blocks for a peer's requests on the blocking pool.
     fn spawn_read(
         &self,
@@ -1695,9 +1745,14 @@ fn read_blocks(storage: &Storage, reqs: &[BlockRequest]) -> Vec<Option<Block>> {
             j += 1;
         }
         let at = u64::from(first.begin);
-        match storage.read_block(first.index, at, end - at) {
-            Ok(data) => {
-                let mut data = Bytes::from(data);
+        let read = match storage.cached_block(first.index, at, end - at) {
+            Some(b) => Ok(b),
+            None => storage
+                .read_block(first.index, at, end - at)
+                .map(Bytes::from),
+        };
+        match read {
+            Ok(mut data) => {
                 for r in &reqs[i..j] {
                     out.push(Some(Block {
                         index: r.index,

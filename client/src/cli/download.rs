@@ -1,8 +1,9 @@
 //! `rivulet download (TORRENT|MAGNET|INFOHASH) [-o DIR] [--peer ADDR]... [--listen ADDR] [--seed]
 //! [--files LIST] [--sequential] [--allocation sparse|full] [-t URL]... [--no-dht]
-//! [--dht-bootstrap ADDR]... [--lsd] [--timeout SECS] [--json]` and `rivulet seed TORRENT
-//! DIR [--listen ADDR] [--peer ADDR]... [-t URL]... [--no-dht] [--dht-bootstrap ADDR]...
-//! [--lsd] [--timeout SECS] [--json]`.
+//! [--dht-bootstrap ADDR]... [--lsd] [--timeout SECS] [--json] [--cache-size BYTES]
+//! [--cache-age SECS] [--resume-interval SECS]` and `rivulet seed TORRENT DIR [--listen
+//! ADDR] [--peer ADDR]... [-t URL]... [--no-dht] [--dht-bootstrap ADDR]... [--lsd]
+//! [--timeout SECS] [--json] [--cache-size BYTES] [--cache-age SECS]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,31 @@ pub(crate) struct DiscoveryArgs {
     /// Local service discovery (BEP 14 multicast on the local network).
     #[arg(long)]
     lsd: bool,
+}
+
+/// The write-back cache (shared by `download` and `seed`).
+#[derive(Args)]
+pub(crate) struct CacheArgs {
+    /// Bytes of verified pieces held in memory per torrent before they are written, in
+    /// large coalesced writes (default 32 MiB; 0 writes every piece at once).
+    #[arg(long, value_name = "BYTES")]
+    cache_size: Option<usize>,
+    /// Seconds a verified piece may wait in the cache before it is written (default 2).
+    #[arg(long, value_name = "SECS")]
+    cache_age: Option<f64>,
+}
+
+impl CacheArgs {
+    fn apply(&self, config: &mut Config) -> Result<(), CliError> {
+        if let Some(n) = self.cache_size {
+            config.cache_size = n;
+        }
+        if let Some(secs) = self.cache_age {
+            config.cache_age = Duration::try_from_secs_f64(secs)
+                .map_err(|e| CliError::BadInput(format!("--cache-age {secs}: {e}")))?;
+        }
+        Ok(())
+    }
 }
 
 impl DiscoveryArgs {
@@ -148,6 +174,12 @@ pub(crate) struct DownloadArgs {
     /// Session-wide download limit, bytes per second (default: unlimited).
     #[arg(long, value_name = "BYTES")]
     download_limit: Option<u64>,
+    #[command(flatten)]
+    cache: CacheArgs,
+    /// Seconds between writes of the resume file while pieces arrive (default 30); it
+    /// is also written on completion and exit, always after the data is on disk.
+    #[arg(long, value_name = "SECS")]
+    resume_interval: Option<f64>,
 }
 
 /// How files get their disk space.
@@ -226,12 +258,15 @@ pub(crate) struct SeedArgs {
     /// Session-wide download limit, bytes per second (default: unlimited).
     #[arg(long, value_name = "BYTES")]
     download_limit: Option<u64>,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     // One thread for all network work: on a machine whose cores the peers share,
     // hopping between worker threads costs more (context switches, wakeups) than it
-    // gains. Hashing and disk I/O run on the blocking pool.
+    // gains. Hashing and writing run on each torrent's disk threads, reads for uploads
+    // on the blocking pool.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -312,6 +347,7 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
     config.upload_limit = a.upload_limit;
     config.download_limit = a.download_limit;
     a.discovery.apply(&mut config)?;
+    a.cache.apply(&mut config)?;
     let private = source.torrent().is_some_and(|t| t.info.private);
     // Given --listen, peers may dial in: that is a way too.
     if a.peers.is_empty()
@@ -330,6 +366,12 @@ fn download_inner(a: DownloadArgs, report: &mut Reporter) -> Result<(), CliError
     }
     let mut options = a.discovery.options(&a.peers);
     options.sequential = a.sequential;
+    if let Some(secs) = a.resume_interval {
+        options.resume_interval = Some(
+            Duration::try_from_secs_f64(secs)
+                .map_err(|e| CliError::BadInput(format!("--resume-interval {secs}: {e}")))?,
+        );
+    }
     options.allocation = match a.allocation {
         AllocationArg::Sparse => Allocation::Sparse,
         AllocationArg::Full => Allocation::Full,
@@ -492,6 +534,7 @@ fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
         config.listen = Some(a.listen);
         config.encryption = a.encryption.into();
         a.discovery.apply(&mut config)?;
+        a.cache.apply(&mut config)?;
         config.upload_limit = a.upload_limit;
         config.download_limit = a.download_limit;
         let session = Session::new(config)

@@ -253,3 +253,103 @@ fn download_files_selects_by_the_indices_info_lists() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no file 4"), "{err}");
 }
+
+/// The pieces a resume file lists (all false if there is none or it is rejected).
+fn resume_listed(t: &Torrent, dir: &Path) -> Vec<bool> {
+    let root = dir.canonicalize().unwrap();
+    let path = rivulet::resume::default_path(&root, &t.info);
+    rivulet::resume::load(&t.info, &root, &path)
+        .unwrap_or_else(|_| vec![false; t.info.piece_count() as usize])
+}
+
+#[cfg(unix)]
+#[test]
+fn kill_9_while_pieces_are_only_in_the_write_back_cache_loses_none_the_resume_file_lists() {
+    let root = tempfile::tempdir().unwrap();
+    let (src, dst) = (root.path().join("src"), root.path().join("dst"));
+    let total = 256 * PIECE - 1000;
+    let data = noise(11, total);
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let torrent = root.path().join("t.torrent");
+    let t = create(&src.join("big.bin"), &torrent, "v1");
+    let (_seed, port) = seed(&torrent, &src);
+    std::fs::create_dir_all(&dst).unwrap();
+
+    // A cache that never fills and never ages out: pieces reach the disk only when the
+    // resume file is written (every 1.5 s), which must write them out first. Slow
+    // enough (2 MB/s) to be killed half way.
+    let mut cmd = download_cmd(&torrent, &dst, port);
+    cmd.args(["--cache-size", "1000000000", "--cache-age", "600"])
+        .args(["--resume-interval", "1.5", "--download-limit", "2000000"]);
+    let mut leech = Proc::spawn(&mut cmd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut verified, mut listed) = (0u64, 0usize);
+    // Kill once a resume file lists some pieces and the leech has verified clearly
+    // more (those are in its cache only, unless a resume write just flushed them).
+    while !(listed >= 8 && verified as usize >= listed + 8) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = leech
+            .lines
+            .recv_timeout(left)
+            .expect("the leech stopped before the kill");
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        assert_ne!(
+            v["event"], "completed",
+            "the download finished before the kill"
+        );
+        if v["event"] == "progress" {
+            verified = v["pieces_have"].as_u64().unwrap_or(0);
+            listed = resume_listed(&t, &dst).iter().filter(|h| **h).count();
+        }
+    }
+    leech.child.kill().unwrap();
+    assert!(!leech.child.wait().unwrap().success());
+    drop(leech);
+
+    // Every piece the resume file lists is on disk, intact.
+    let listed = resume_listed(&t, &dst);
+    let good = Verifier::new(&t.info).run(&dst).unwrap();
+    let n_listed = listed.iter().filter(|h| **h).count();
+    assert!(n_listed >= 8, "{n_listed} pieces listed");
+    for (i, l) in listed.iter().enumerate() {
+        assert!(!l || good.get(i), "piece {i} is listed but not on disk");
+    }
+    eprintln!(
+        "killed with {verified} pieces verified, {} on disk, {n_listed} listed",
+        good.count_good()
+    );
+
+    // The restart trusts the file and fetches the rest; every byte ends up right.
+    let v = result_json(&download_cmd(&torrent, &dst, port).output().unwrap());
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["fast_resumed"], true);
+    let downloaded = v["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded <= (total - n_listed * PIECE + PIECE) as u64,
+        "{downloaded}"
+    );
+    assert!(std::fs::read(dst.join("big.bin")).unwrap() == data);
+}
+
+#[test]
+fn a_finished_download_has_every_byte_on_disk_with_a_cache_that_never_flushes_by_itself() {
+    let root = tempfile::tempdir().unwrap();
+    let (src, dst) = (root.path().join("src"), root.path().join("dst"));
+    let total = 64 * PIECE - 123;
+    let data = noise(12, total);
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let torrent = root.path().join("t.torrent");
+    let t = create(&src.join("big.bin"), &torrent, "v1");
+    let (_seed, port) = seed(&torrent, &src);
+    let mut cmd = download_cmd(&torrent, &dst, port);
+    cmd.args(["--cache-size", "1000000000", "--cache-age", "600"]);
+    let v = result_json(&cmd.output().unwrap());
+    assert_eq!(v["complete"], true);
+    // The process has exited: what is in the file is what it wrote before.
+    assert!(std::fs::read(dst.join("big.bin")).unwrap() == data);
+    assert!(resume_listed(&t, &dst).iter().all(|h| *h));
+}
