@@ -4,7 +4,9 @@
 //! only from verified pieces: when the piece under the read position is missing, the
 //! reader sets a streaming window (that piece and the next few, requested before all
 //! others, even if the file is skipped) and waits until the piece is verified. Reads
-//! from disk run on `spawn_blocking`. Dropping the reader removes its window.
+//! run on `spawn_blocking` ([`Storage::read_block`](crate::storage::Storage::read_block):
+//! a piece still in the write-back cache is read from memory, others from disk).
+//! Dropping the reader removes its window.
 
 use std::future::Future;
 use std::io::{self, SeekFrom};
