@@ -96,15 +96,17 @@ fn hasher(
 fn flusher(shared: &Shared, max_age: Duration, kick: mpsc::Receiver<()>, report: impl Fn(Done)) {
     let storage: &Storage = &shared.storage;
     let tick = (max_age / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
-    // After a failure, only a kick or the end retries (no warning every tick).
-    let mut failed = false;
+    // After a failure: retried every few seconds (and on a kick or at the end), and
+    // reported again only after a success (no warning every tick).
+    const RETRY: Duration = Duration::from_secs(5);
+    let mut failed: Option<std::time::Instant> = None;
     loop {
         let (last, kicked) = match kick.recv_timeout(tick) {
             Ok(()) => (false, true),
             Err(mpsc::RecvTimeoutError::Timeout) => (false, false),
             Err(mpsc::RecvTimeoutError::Disconnected) => (true, false),
         };
-        if failed && !kicked && !last {
+        if !kicked && !last && failed.is_some_and(|t| t.elapsed() < RETRY) {
             continue;
         }
         let removed = shared.removed.read().unwrap_or_else(|e| e.into_inner());
@@ -114,13 +116,16 @@ fn flusher(shared: &Shared, max_age: Duration, kick: mpsc::Receiver<()>, report:
         let (which, reason) = match (last, kicked) {
             (true, _) => (Flush::All, "close"),
             (false, true) => (Flush::Due { max_age }, "watermark"),
+            (false, false) if failed.is_some() => (Flush::All, "retry"),
             (false, false) => (Flush::Due { max_age }, "age"),
         };
         match storage.flush(which, reason) {
-            Ok(_) => failed = false,
+            Ok(_) => failed = None,
             Err(e) => {
-                failed = true;
-                report(Done::FlushFailed(e.pieces.clone(), e.to_string()));
+                if failed.is_none() {
+                    report(Done::FlushFailed(e.pieces.clone(), e.to_string()));
+                }
+                failed = Some(std::time::Instant::now());
             }
         }
         drop(removed);

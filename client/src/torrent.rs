@@ -1193,7 +1193,8 @@ impl Driver {
                 _ = dial_tick.tick() => self.dial(&utx),
                 _ = resume_tick.tick() => {
                     if self.resume_path.is_some() && self.core.picker().have_count() != self.saved {
-                        let _ = self.save_resume();
+                        // Detached: the write goes on in the background.
+                        drop(self.save_resume());
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -1278,7 +1279,8 @@ impl Driver {
             self.remember(a);
         }
         self.core.disconnect_all(Instant::now(), "paused");
-        let _ = self.save_resume();
+        // Detached: the write goes on in the background.
+        drop(self.save_resume());
         info!("paused");
     }
 
@@ -1372,7 +1374,10 @@ impl Driver {
                     self.stop_on_error();
                 }
             }
-            Input::FlushFailed(pieces, e) => self.core.handle_flush_failed(&pieces, e),
+            Input::FlushFailed(pieces, e) => {
+                self.core.handle_flush_failed(&pieces, e);
+                self.stop_on_error();
+            }
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
             Input::Drained(key) => {
                 if let (Some(reqs), Some(utx)) = (self.deferred.remove(&key), self.notify.clone()) {
@@ -1383,7 +1388,8 @@ impl Driver {
                 let ok = r.is_ok();
                 self.core.handle_finished(r);
                 if ok {
-                    let _ = self.save_resume();
+                    // Detached: the write goes on in the background.
+                    drop(self.save_resume());
                 } else {
                     self.stop_on_error();
                 }
