@@ -694,6 +694,20 @@ impl TorrentCore {
         self.error = Some(error);
     }
 
+    /// Verified pieces that never reached the disk (dropped from the write-back cache
+    /// after a storage error): they are no longer had, and are fetched again. Call it
+    /// while no peer is connected (the torrent paused on the error), so no peer was
+    /// told otherwise on this connection.
+    pub fn handle_pieces_lost(&mut self, pieces: &[u32]) {
+        for &p in pieces {
+            self.picker.piece_lost(p);
+        }
+        if !pieces.is_empty() && !self.picker.is_complete() {
+            self.complete = false;
+            self.choker.set_seeding(false);
+        }
+    }
+
     /// The outcome of [`Action::Finish`].
     pub fn handle_finished(&mut self, result: Result<(), String>) {
         self.finishing = false;

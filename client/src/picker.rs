@@ -552,6 +552,17 @@ impl Picker {
         }
     }
 
+    /// A verified piece was lost before it reached the disk (its write failed): it is
+    /// wanted again, like a piece never had.
+    pub fn piece_lost(&mut self, index: u32) {
+        if let Some(h) = self.have.get_mut(index as usize)
+            && *h
+        {
+            *h = false;
+            self.have_count -= 1;
+        }
+    }
+
     /// The piece failed its hash check: all its blocks are wanted again.
     pub fn piece_failed(&mut self, index: u32) {
         if (index as usize) < self.pending_check.len() {

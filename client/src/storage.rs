@@ -387,12 +387,13 @@ impl Storage {
         }
     }
 
-    /// Drops every cached piece unwritten (the torrent's files are being deleted).
-    pub fn discard_cache(&self) {
+    /// Drops every cached piece unwritten (the torrent's files are being deleted, or
+    /// writing failed and the pieces are to be fetched again); returns their indices.
+    pub fn discard_cache(&self) -> Vec<u32> {
         let _one = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         let mut cache = self.lock_cache();
-        cache.pieces.clear();
         cache.bytes = 0;
+        std::mem::take(&mut cache.pieces).into_keys().collect()
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -411,16 +412,40 @@ impl Storage {
         // The run being gathered: file, its start offset, the slices, its end, and the
         // position of its first piece in `batch`.
         let mut run: Option<(usize, u64, Vec<io::IoSlice<'_>>, u64, usize)> = None;
+        // Which piece (position in `batch`) each slice of the run belongs to.
+        let mut owners: Vec<usize> = Vec::new();
         let submit = |run: (usize, u64, Vec<io::IoSlice<'_>>, u64, usize),
+                      owners: &mut Vec<usize>,
                       stats: &mut FlushStats|
          -> Result<(), (usize, StorageError)> {
             let (file, start, slices, _, first) = run;
+            let lens: Vec<u64> = slices.iter().map(|s| s.len() as u64).collect();
             let slot = &self.slots[file];
-            let n = self
-                .with_file(slot, true, |f| write_all_vectored_at(f, slices, start))
-                .map_err(|e| (first, e))?;
-            stats.writes += n;
-            Ok(())
+            let mut written = 0u64;
+            let r = self.with_file(slot, true, |f| {
+                write_all_vectored_at(f, slices, start, &mut written)
+            });
+            let own = std::mem::take(owners);
+            match r {
+                Ok(n) => {
+                    stats.writes += n;
+                    Ok(())
+                }
+                Err(e) => {
+                    // Pieces entirely in the part written before the error are written
+                    // (a disk that fills up takes the pieces that fit).
+                    let mut end = 0u64;
+                    let from = lens
+                        .iter()
+                        .zip(&own)
+                        .find_map(|(len, &pos)| {
+                            end += len;
+                            (end > written).then_some(pos)
+                        })
+                        .unwrap_or(first);
+                    Err((from.max(first).min(own.last().copied().unwrap_or(first)), e))
+                }
+            }
         };
         for (pos, (index, blocks)) in batch.iter().enumerate() {
             let plen = layout.piece_len(*index);
@@ -438,11 +463,12 @@ impl Storage {
                         match &mut run {
                             Some((f, _, slices, end, _)) if *f == span.file_index && *end == at => {
                                 slices.push(io::IoSlice::new(part));
+                                owners.push(pos);
                                 *end += n as u64;
                             }
                             _ => {
                                 if let Some(done) = run.take()
-                                    && let Err((from, e)) = submit(done, &mut stats)
+                                    && let Err((from, e)) = submit(done, &mut owners, &mut stats)
                                 {
                                     stats.pieces = from;
                                     return (stats, Some((from, e)));
@@ -454,6 +480,7 @@ impl Storage {
                                     at + n as u64,
                                     pos,
                                 ));
+                                owners.push(pos);
                             }
                         }
                     }
@@ -470,7 +497,7 @@ impl Storage {
             stats.bytes += plen;
         }
         if let Some(done) = run.take()
-            && let Err(e) = submit(done, &mut stats)
+            && let Err(e) = submit(done, &mut owners, &mut stats)
         {
             // The pieces of the failed run and after it are not written.
             let (from, e) = e;
@@ -906,6 +933,7 @@ fn write_all_vectored_at(
     f: &mut File,
     mut slices: Vec<io::IoSlice<'_>>,
     mut offset: u64,
+    written: &mut u64,
 ) -> io::Result<usize> {
     // The kernel takes at most IOV_MAX (1024) buffers per call.
     const IOV_MAX: usize = 1024;
@@ -920,6 +948,7 @@ fn write_all_vectored_at(
         };
         calls += 1;
         offset += n as u64;
+        *written += n as u64;
         io::IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(calls)
@@ -930,10 +959,12 @@ fn write_all_vectored_at(
     f: &mut File,
     slices: Vec<io::IoSlice<'_>>,
     mut offset: u64,
+    written: &mut u64,
 ) -> io::Result<usize> {
     for s in &slices {
         write_at(f, s, offset)?;
         offset += s.len() as u64;
+        *written += s.len() as u64;
     }
     Ok(slices.len())
 }

@@ -244,6 +244,13 @@ impl Shared {
             w.fetch_or(1 << (i % 64), Ordering::Release);
         }
     }
+
+    fn unset(&self, piece: u32) {
+        let i = piece as usize;
+        if let Some(w) = self.have.get(i / 64) {
+            w.fetch_and(!(1 << (i % 64)), Ordering::Release);
+        }
+    }
 }
 
 /// Where a peer address came from: a private torrent (BEP 27) takes only those its
@@ -1288,6 +1295,19 @@ impl Driver {
     /// (its status keeps the error) rather than fetch pieces it cannot store; the
     /// session and its other torrents go on. [`TorrentHandle::resume`] tries again.
     fn stop_on_error(&mut self) {
+        // Verified pieces not yet written are not had any more: the status (and the
+        // resume file) claim only pieces on disk; they are fetched again on resume.
+        let lost = self.storage.discard_cache();
+        if !lost.is_empty() {
+            warn!(
+                pieces = lost.len(),
+                "dropping verified pieces that could not be written"
+            );
+            for &p in &lost {
+                self.shared.unset(p);
+            }
+            self.core.handle_pieces_lost(&lost);
+        }
         if !self.paused {
             warn!("paused on a storage error (resume tries again)");
             self.pause();

@@ -497,7 +497,10 @@ async fn unwritable_scenario(root: &Path) {
         .unwrap();
 
     // A's files so far stay writable (they are open); the next one cannot be created.
-    until(&ha, "A started", |s| s.pieces_have >= 2).await;
+    // (Verified pieces reach the disk when the write-back cache is flushed: wait for
+    // A's directory to be there.)
+    let a_dir = dir_a.join("a");
+    until(&ha, "A started", |s| s.pieces_have >= 2 && a_dir.exists()).await;
     chmod(&dir_a.join("a"), 0o555);
     until(&ha, "A's error", |s| s.error.is_some()).await;
     let s = ha.status();
