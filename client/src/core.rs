@@ -686,9 +686,9 @@ impl TorrentCore {
     }
 
     /// Writing verified pieces out of the write-back cache failed (the message, as for
-    /// [`PieceCheck::StorageFailed`]): the torrent stops on the error. The pieces stay
-    /// verified (peers were told; reads are served from the cache) but are not durable:
-    /// no resume file lists them, as the storage cannot be synced.
+    /// [`PieceCheck::StorageFailed`]): the torrent stops on the error. The pieces are not
+    /// durable (no resume file lists them: the storage cannot be synced); the driver
+    /// drops them with [`handle_pieces_lost`](Self::handle_pieces_lost) once it paused.
     pub fn handle_flush_failed(&mut self, pieces: &[u32], error: String) {
         tracing::warn!(pieces = pieces.len(), first = ?pieces.first(), error = %error, "writing cached pieces failed");
         self.error = Some(error);
