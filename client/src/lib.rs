@@ -153,6 +153,7 @@
 #![warn(missing_docs)]
 
 pub mod choker;
+mod conn;
 pub mod core;
 pub mod discovery;
 mod disk;

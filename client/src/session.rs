@@ -104,6 +104,13 @@ pub struct Config {
     /// How long a verified piece may wait in the write-back cache (default
     /// [`DEFAULT_CACHE_AGE`](crate::storage::DEFAULT_CACHE_AGE), 2 s).
     pub cache_age: Duration,
+    /// Send piece payloads straight from the files with `sendfile(2)` on plaintext
+    /// connections (Linux; default `false`). It saves the seed both copies of every
+    /// byte, but on loopback the receiver's copy then reads cold page-cache pages and
+    /// the payload goes out in short segments, so a download from a seed on the same
+    /// host got slower in our measurements; it pays off when the seed's CPU is the
+    /// bottleneck. Encrypted connections and padding always read.
+    pub sendfile: bool,
 }
 
 impl Default for Config {
@@ -134,6 +141,7 @@ impl Default for Config {
             download_limit: None,
             cache_size: crate::storage::DEFAULT_CACHE_SIZE,
             cache_age: crate::storage::DEFAULT_CACHE_AGE,
+            sendfile: false,
         }
     }
 }

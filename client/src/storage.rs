@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -90,6 +90,17 @@ pub enum StorageError {
     /// Checking existing data failed.
     #[error("verifying existing data: {0}")]
     Verify(#[from] metainfo::VerifyError),
+}
+
+/// A range of one of a torrent's files ([`Storage::file_spans`]).
+#[derive(Debug, Clone)]
+pub struct FileSpan {
+    /// A handle on the file (shared by the spans of one call that lie in it).
+    pub file: Arc<File>,
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// The range's length.
+    pub len: u64,
 }
 
 struct Slot {
@@ -711,6 +722,58 @@ impl Storage {
             }
         }
         Ok(out)
+    }
+
+    /// Where `len` bytes at `offset` of piece `piece` lie on disk, for sending them
+    /// straight from the files (`sendfile(2)`): one entry per file the range touches,
+    /// each with a new handle on the file (`dup`), so the caller may send after this
+    /// returns. `Ok(None)` when some of the range is not plain file data (padding) or
+    /// the piece is in the write-back cache (its bytes may not be in the files yet):
+    /// read it with [`read_block`](Self::read_block) instead. On Linux
+    /// the kernel is asked to read the range ahead (`posix_fadvise(WILLNEED)`), so a
+    /// later send seldom waits for the disk. Cheap once the file is open (no data is
+    /// read).
+    pub fn file_spans(
+        &self,
+        piece: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<FileSpan>>, StorageError> {
+        let plen = self.info.layout().piece_len(piece);
+        if offset.checked_add(len).is_none_or(|end| end > plen) || len == 0 {
+            return Err(StorageError::OutOfRange { piece, offset, len });
+        }
+        // A piece leaves the cache only once its bytes are in the files, so one that is
+        // not cached now is on disk.
+        if self.is_cached(piece) {
+            return Ok(None);
+        }
+        let mut out: Vec<FileSpan> = Vec::new();
+        for span in self.info.layout().spans(piece, offset, len) {
+            if span.padding {
+                return Ok(None);
+            }
+            let slot = &self.slots[span.file_index];
+            let file = self.with_file(slot, false, |f| {
+                #[cfg(target_os = "linux")]
+                {
+                    // Advice only: a failure changes nothing but speed.
+                    let _ = rustix::fs::fadvise(
+                        &*f,
+                        span.file_offset,
+                        std::num::NonZeroU64::new(span.len),
+                        rustix::fs::Advice::WillNeed,
+                    );
+                }
+                f.try_clone()
+            })?;
+            out.push(FileSpan {
+                file: Arc::new(file),
+                offset: span.file_offset,
+                len: span.len,
+            });
+        }
+        Ok(Some(out))
     }
 
     /// Creates the empty files and any file not written yet (sparse), so a complete

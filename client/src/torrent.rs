@@ -19,7 +19,7 @@
 //! [shutting down](TorrentHandle::shutdown) the torrent closes everything (the disk
 //! threads write the cache out before they exit).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -27,24 +27,24 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Buf;
 use bytes::{Bytes, BytesMut};
 use handshake::{Options, PeerConnection, PeerStream, connect_tcp};
 use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, BlockRequest, Decoder, Message, PeerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::conn::{self, Chunk, Drained, Sink, write_loop};
 use crate::core::{Action, CoreConfig, NewPeer, PieceCheck, PieceData, TorrentCore};
 use crate::discovery::{Discovery, DiscoveryStatus};
-use crate::picker::{NORMAL, PeerKey, Picker, Priority};
+use crate::picker::{BLOCK_SIZE, NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
 use crate::resume;
 use crate::session::{Config, Limits, Membership};
-use crate::storage::{Allocation, Storage, StorageError};
+use crate::storage::{Allocation, FileSpan, Storage, StorageError};
 
 /// Why a torrent could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -1003,7 +1003,7 @@ pub(crate) struct Adopted {
 
 /// A connection's I/O tasks, as the torrent task holds them.
 struct PeerIo {
-    writer: mpsc::UnboundedSender<Vec<Bytes>>,
+    writer: mpsc::UnboundedSender<Vec<Chunk>>,
     reader: tokio::task::AbortHandle,
     /// Small messages being encoded.
     out: BytesMut,
@@ -1012,39 +1012,72 @@ struct PeerIo {
     /// The connection's slot in the session's budget, freed with it.
     _permit: OwnedSemaphorePermit,
     /// Encoded chunks (piece payloads uncopied) for the writer's next vectored write.
-    chunks: Vec<Bytes>,
+    chunks: Vec<Chunk>,
     /// Bytes handed to the writer and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// The writer sends file ranges with `sendfile(2)` (a plaintext connection).
+    sendfile: bool,
+    /// Where on disk the payloads of the piece messages the core is about to queue lie,
+    /// for blocks answered from the files ([`Driver::answer_from_files`]); emptied after
+    /// each round of actions.
+    files: HashMap<BlockRequest, Vec<FileSpan>>,
 }
 
+/// Stands in for the payload of a block answered from the files (the core only needs
+/// its length): [`PeerIo::push`] queues the block's file ranges instead.
+static PLACEHOLDER: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+
 impl PeerIo {
-    /// Encodes `msg`; a piece's payload is queued as is, not copied.
+    /// Encodes `msg`; a piece's payload is queued as is (not copied) or as the file
+    /// ranges it is to be sent from.
     fn push(&mut self, msg: Message) {
         match msg {
             Message::Piece(block) => {
+                let from_file = !block.data.is_empty()
+                    && std::ptr::eq(block.data.as_ptr(), PLACEHOLDER.as_ptr());
+                let spans = if from_file {
+                    let Some(spans) = self.files.remove(&block.request()) else {
+                        // Never happens: the core queues a block's message in the round
+                        // its read was answered. Zeros must not go out as data.
+                        warn!(?block, "no file range for a block: not sent");
+                        return;
+                    };
+                    Some(spans)
+                } else {
+                    None
+                };
                 let len = u32::try_from(block.data.len() + 9).unwrap_or(u32::MAX);
                 self.out.reserve(13);
                 self.out.extend_from_slice(&len.to_be_bytes());
                 self.out.extend_from_slice(&[7]);
                 self.out.extend_from_slice(&block.index.to_be_bytes());
                 self.out.extend_from_slice(&block.begin.to_be_bytes());
-                self.chunks.push(self.out.split().freeze());
-                self.chunks.push(block.data);
+                self.chunks.push(Chunk::Mem(self.out.split().freeze()));
+                match spans {
+                    Some(spans) => self.chunks.extend(spans.into_iter().map(Chunk::File)),
+                    None => self.chunks.push(Chunk::Mem(block.data)),
+                }
             }
             other => other.encode(&mut self.out),
         }
     }
 
     /// Everything encoded so far, for the writer.
-    fn take(&mut self) -> Option<Vec<Bytes>> {
+    fn take(&mut self) -> Option<Vec<Chunk>> {
         if !self.out.is_empty() {
-            self.chunks.push(self.out.split().freeze());
+            self.chunks.push(Chunk::Mem(self.out.split().freeze()));
         }
         if self.chunks.is_empty() {
             None
         } else {
             Some(std::mem::take(&mut self.chunks))
         }
+    }
+
+    /// Bytes queued for the writer or about to be.
+    fn queued(&self) -> usize {
+        let pending: usize = self.chunks.iter().map(Chunk::len).sum();
+        self.backlog.load(Ordering::Relaxed) + pending + self.out.len()
     }
 }
 
@@ -1106,9 +1139,6 @@ const MAX_BATCH: usize = 256;
 
 /// Bytes a connection's reader asks the socket for at once.
 const READ_BUF: usize = 256 * 1024;
-
-/// Buffers the writer gathers into one vectored write at most.
-const MAX_IOV: usize = 64;
 
 /// Peer addresses remembered for dialing at most (given, added, learned through PEX).
 pub(crate) const MAX_KNOWN: usize = 1000;
@@ -1401,7 +1431,7 @@ impl Driver {
             Input::Read(key, blocks) => self.core.handle_blocks_read(now, key, blocks),
             Input::Drained(key) => {
                 if let (Some(reqs), Some(utx)) = (self.deferred.remove(&key), self.notify.clone()) {
-                    self.spawn_read(key, reqs, &utx);
+                    self.serve_read(key, reqs, &utx);
                 }
             }
             Input::Finished(r) => {
@@ -1454,8 +1484,7 @@ impl Driver {
             encrypted = conn.stream.is_encrypted(),
             "peer connected"
         );
-        let (reader, writer) = tokio::io::split(conn.stream);
-        self.attach(key, reader, writer, BytesMut::new(), slot, tx);
+        self.attach(key, conn.stream, BytesMut::new(), slot, tx);
     }
 
     /// Takes over a connection from the metadata phase: no new handshake, the peer's
@@ -1477,7 +1506,13 @@ impl Driver {
             replayed = a.replay.len(),
             "peer kept from the metadata phase"
         );
-        self.attach(key, a.read, a.write, a.buf, a.permit, tx);
+        if !a.read.is_pair_of(&a.write) {
+            // Never happens: the metadata phase hands over the halves of one stream.
+            warn!(?addr, "halves of different streams handed over: dropped");
+            self.core.handle_disconnect(now, key);
+            return;
+        }
+        self.attach(key, a.read.unsplit(a.write), a.buf, a.permit, tx);
         for msg in a.replay {
             self.core.handle_message(now, key, msg);
         }
@@ -1488,61 +1523,44 @@ impl Driver {
     fn attach(
         &mut self,
         key: PeerKey,
-        mut reader: ReadHalf<PeerStream<TcpStream>>,
-        writer: WriteHalf<PeerStream<TcpStream>>,
-        mut buf: BytesMut,
+        stream: PeerStream<TcpStream>,
+        buf: BytesMut,
         slot: OwnedSemaphorePermit,
         tx: &mpsc::Sender<Input>,
     ) {
-        let (wtx, wrx) = mpsc::unbounded_channel::<Vec<Bytes>>();
+        let (wtx, wrx) = mpsc::unbounded_channel::<Vec<Chunk>>();
         let (up, down) = (self.limits.up.clone(), self.limits.down.clone());
         let backlog = Arc::new(AtomicUsize::new(0));
-        let drained = self.notify.clone().map(|n| (n, key, backlog.clone()));
-        self.tasks.spawn(write_loop(writer, wrx, up, drained));
-        let tx = tx.clone();
-        let reader_task = self.tasks.spawn(async move {
-            let decoder = Decoder::new();
-            buf.reserve(READ_BUF);
-            let reason = loop {
-                if buf.capacity() - buf.len() < READ_BUF / 4 {
-                    buf.reserve(READ_BUF);
-                }
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) => break "end of stream".to_string(),
-                    Ok(n) => down.consume(n).await,
-                    Err(e) => break format!("read: {e}"),
-                }
-                let mut batch = Vec::new();
-                let mut failed = None;
-                loop {
-                    match decoder.decode(&mut buf) {
-                        Ok(Some(msg)) => {
-                            batch.push(msg);
-                            // Many tiny messages (keep-alives are 4 bytes) must not make
-                            // one huge batch: the queue bounds batches, not messages.
-                            if batch.len() >= MAX_BATCH {
-                                let full = std::mem::take(&mut batch);
-                                if tx.send(Input::Messages(key, full)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            failed = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                if !batch.is_empty() && tx.send(Input::Messages(key, batch)).await.is_err() {
-                    return;
-                }
-                if let Some(e) = failed {
-                    break e;
-                }
-            };
-            let _ = tx.send(Input::Closed(key, reason)).await;
+        let drained = self.notify.clone().map(|n| Drained {
+            backlog: backlog.clone(),
+            low: BACKLOG_LOW,
+            notify: Box::new(move || {
+                let _ = n.send(Input::Drained(key));
+            }),
         });
+        let tx = tx.clone();
+        // Plaintext: the writer sends on its own handle of the socket (file ranges with
+        // sendfile) and the reader keeps the stream whole; else the stream is split.
+        let (sendfile, reader_task) = match conn::plain_socket(&stream) {
+            #[cfg(target_os = "linux")]
+            Some(sock) => {
+                self.tasks.spawn(write_loop(
+                    Sink::<TcpStream>::Socket(sock),
+                    wrx,
+                    up,
+                    drained,
+                ));
+                let task = self.tasks.spawn(read_loop(stream, buf, key, down, tx));
+                (true, task)
+            }
+            _ => {
+                let (reader, writer) = tokio::io::split(stream);
+                self.tasks
+                    .spawn(write_loop(Sink::Stream(writer), wrx, up, drained));
+                let task = self.tasks.spawn(read_loop(reader, buf, key, down, tx));
+                (false, task)
+            }
+        };
         self.io.insert(
             key,
             PeerIo {
@@ -1553,6 +1571,8 @@ impl Driver {
                 _permit: slot,
                 chunks: Vec::new(),
                 backlog,
+                sendfile,
+                files: HashMap::new(),
             },
         );
     }
@@ -1579,19 +1599,12 @@ impl Driver {
                 }
                 Action::CheckPiece(index, data) => self.check_piece(index, data, utx),
                 Action::Read(key, reqs) => {
-                    if let Some(blocks) = self.read_cached(&reqs) {
-                        self.core.handle_blocks_read(Instant::now(), key, blocks);
-                        continue;
-                    }
-                    let backlog = self
-                        .io
-                        .get(&key)
-                        .map_or(0, |io| io.backlog.load(Ordering::Relaxed));
-                    if backlog > BACKLOG_HIGH {
+                    let queued = self.io.get(&key).map_or(0, PeerIo::queued);
+                    if queued > BACKLOG_HIGH {
                         // The writer says when it is down to BACKLOG_LOW.
                         self.deferred.insert(key, reqs);
                     } else {
-                        self.spawn_read(key, reqs, utx);
+                        self.serve_read(key, reqs, utx);
                     }
                 }
                 Action::HashRequest(key, req) => {
@@ -1654,10 +1667,12 @@ impl Driver {
         }
         for io in self.io.values_mut() {
             if let Some(chunks) = io.take() {
-                let len: usize = chunks.iter().map(|c| c.len()).sum();
+                let len: usize = chunks.iter().map(Chunk::len).sum();
                 io.backlog.fetch_add(len, Ordering::Relaxed);
                 let _ = io.writer.send(chunks);
             }
+            // Blocks the core did not send after all (cancelled meanwhile).
+            io.files.clear();
         }
     }
 
@@ -1710,6 +1725,85 @@ impl Driver {
             .collect()
     }
 
+    /// Answers a read for a peer's requests: from the write-back cache when every block
+    /// is there, from the files (sent with sendfile, no read, no thread) when
+    /// [`answer_from_files`](Self::answer_from_files) can, else read on the blocking pool.
+    fn serve_read(
+        &mut self,
+        key: PeerKey,
+        reqs: Vec<BlockRequest>,
+        utx: &mpsc::UnboundedSender<Input>,
+    ) {
+        if let Some(blocks) = self.read_cached(&reqs) {
+            self.core.handle_blocks_read(Instant::now(), key, blocks);
+        } else if let Some(blocks) = self.answer_from_files(key, &reqs) {
+            self.core.handle_blocks_read(Instant::now(), key, blocks);
+        } else {
+            self.spawn_read(key, reqs, utx);
+        }
+    }
+
+    /// The blocks for `reqs` with [`PLACEHOLDER`] payloads, their file ranges noted for
+    /// [`PeerIo::push`]; `None` (nothing noted) unless the peer's writer sends with
+    /// sendfile and every block lies in the files as is (no padding, nothing in a
+    /// cache, every block at most [`BLOCK_SIZE`]).
+    fn answer_from_files(
+        &mut self,
+        key: PeerKey,
+        reqs: &[BlockRequest],
+    ) -> Option<Vec<Option<Block>>> {
+        let io = self.io.get_mut(&key)?;
+        if !self.config.sendfile || !io.sendfile || reqs.iter().any(|r| r.length > BLOCK_SIZE) {
+            return None;
+        }
+        let mut noted: Vec<(BlockRequest, Vec<FileSpan>)> = Vec::with_capacity(reqs.len());
+        for run in contiguous_runs(reqs) {
+            let first = run[0];
+            let at = u64::from(first.begin);
+            let len: u64 = run.iter().map(|r| u64::from(r.length)).sum();
+            let mut spans: VecDeque<FileSpan> = match self.storage.file_spans(first.index, at, len)
+            {
+                Ok(Some(spans)) => spans.into(),
+                Ok(None) => return None,
+                Err(e) => {
+                    debug!(error = %e, "no file range for blocks to upload: reading");
+                    return None;
+                }
+            };
+            // Cut the run's ranges at the block boundaries.
+            for r in run {
+                let mut need = u64::from(r.length);
+                let mut parts = Vec::with_capacity(1);
+                while need > 0 {
+                    let front = spans.front_mut()?;
+                    let n = need.min(front.len);
+                    parts.push(FileSpan {
+                        file: front.file.clone(),
+                        offset: front.offset,
+                        len: n,
+                    });
+                    front.offset += n;
+                    front.len -= n;
+                    need -= n;
+                    if front.len == 0 {
+                        spans.pop_front();
+                    }
+                }
+                noted.push((*r, parts));
+            }
+        }
+        let mut blocks = Vec::with_capacity(noted.len());
+        for (r, parts) in noted {
+            blocks.push(Some(Block {
+                index: r.index,
+                begin: r.begin,
+                data: Bytes::from_static(&PLACEHOLDER[..r.length as usize]),
+            }));
+            io.files.insert(r, parts);
+        }
+        Some(blocks)
+    }
+
     /// Reads blocks for a peer's requests on the blocking pool.
     fn spawn_read(
         &self,
@@ -1756,6 +1850,13 @@ pub(crate) fn merge_incoming(
 
 /// Reads the blocks for `reqs`, one read per run of contiguous requests in a piece;
 /// each block is a slice of its run's buffer. `None` for blocks whose read failed.
+/// `reqs` cut into runs of requests that follow each other in one piece.
+fn contiguous_runs(reqs: &[BlockRequest]) -> impl Iterator<Item = &[BlockRequest]> {
+    reqs.chunk_by(|a, b| {
+        a.index == b.index && u64::from(a.begin) + u64::from(a.length) == u64::from(b.begin)
+    })
+}
+
 fn read_blocks(storage: &Storage, reqs: &[BlockRequest]) -> Vec<Option<Block>> {
     let mut out = Vec::with_capacity(reqs.len());
     let mut i = 0;
@@ -1797,64 +1898,58 @@ fn read_blocks(storage: &Storage, reqs: &[BlockRequest]) -> Vec<Option<Block>> {
     out
 }
 
-/// A connection's writer: gathers what the torrent task queued and writes it with
-/// vectored writes, after the upload limiter allows it.
-async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
-    up: crate::ratelimit::RateLimiter,
-    drained: Option<(mpsc::UnboundedSender<Input>, PeerKey, Arc<AtomicUsize>)>,
+/// A connection's reader: decodes every message of a socket read (after the bytes
+/// already in `buf`) and hands them to the torrent task as one batch (at most
+/// [`MAX_BATCH`] messages), after the download limiter allows it; then the reason it
+/// ended.
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    mut buf: BytesMut,
+    key: PeerKey,
+    down: crate::ratelimit::RateLimiter,
+    tx: mpsc::Sender<Input>,
 ) {
-    let mut queue: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-    // Bytes at the front of the queue already counted by the limiter (after a partial
-    // write), so nothing is counted twice.
-    let mut paid = 0usize;
-    'outer: while let Some(chunks) = rx.recv().await {
-        queue.extend(chunks);
-        while let Ok(more) = rx.try_recv() {
-            queue.extend(more);
+    let decoder = Decoder::new();
+    buf.reserve(READ_BUF);
+    let reason = loop {
+        if buf.capacity() - buf.len() < READ_BUF / 4 {
+            buf.reserve(READ_BUF);
         }
-        while !queue.is_empty() {
-            let slices: Vec<std::io::IoSlice<'_>> = queue
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| std::io::IoSlice::new(b))
-                .collect();
-            let len: usize = slices.iter().map(|s| s.len()).sum();
-            up.consume(len.saturating_sub(paid)).await;
-            paid = paid.max(len);
-            let mut n = match writer.write_vectored(&slices).await {
-                Ok(0) | Err(_) => break 'outer,
-                Ok(n) => n,
-            };
-            drop(slices);
-            paid -= n.min(paid);
-            if let Some((notify, key, backlog)) = &drained {
-                let before = backlog.fetch_sub(n, Ordering::Relaxed);
-                if before > BACKLOG_LOW && before - n <= BACKLOG_LOW {
-                    let _ = notify.send(Input::Drained(*key));
+        match reader.read_buf(&mut buf).await {
+            Ok(0) => break "end of stream".to_string(),
+            Ok(n) => down.consume(n).await,
+            Err(e) => break format!("read: {e}"),
+        }
+        let mut batch = Vec::new();
+        let mut failed = None;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => {
+                    batch.push(msg);
+                    // Many tiny messages (keep-alives are 4 bytes) must not make one
+                    // huge batch: the queue bounds batches, not messages.
+                    if batch.len() >= MAX_BATCH {
+                        let full = std::mem::take(&mut batch);
+                        if tx.send(Input::Messages(key, full)).await.is_err() {
+                            return;
+                        }
+                    }
                 }
-            }
-            // Drop what was written; `n` may end inside a buffer.
-            while n > 0 {
-                let Some(front) = queue.front_mut() else {
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e.to_string());
                     break;
-                };
-                if front.len() <= n {
-                    n -= front.len();
-                    queue.pop_front();
-                } else {
-                    front.advance(n);
-                    n = 0;
                 }
             }
-            // Take what arrived meanwhile, so it goes out in the same writes.
-            while let Ok(more) = rx.try_recv() {
-                queue.extend(more);
-            }
         }
-    }
-    let _ = writer.shutdown().await;
+        if !batch.is_empty() && tx.send(Input::Messages(key, batch)).await.is_err() {
+            return;
+        }
+        if let Some(e) = failed {
+            break e;
+        }
+    };
+    let _ = tx.send(Input::Closed(key, reason)).await;
 }
 
 async fn recv_incoming(

@@ -549,3 +549,58 @@ async fn a_magnet_added_paused_fetches_nothing_until_resumed() {
         .unwrap();
     same_tree("data", src.path(), dst.path());
 }
+
+/// A peer that sends with sendfile serves pieces it has verified but still holds only
+/// in its write-back cache from memory, not from the files (where those bytes are not
+/// yet): B, which can reach only A, gets every piece right while A is still
+/// downloading them from the seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sendfile_peer_serves_pieces_still_in_its_write_back_cache() {
+    let (root, a_dir, b_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let torrent = make(root.path(), "cached", 31, Version::V1);
+    let seeder = session().await;
+    let _seed = seeder
+        .add(&torrent, root.path(), AddOptions::default())
+        .await
+        .unwrap();
+
+    // A: slow from the seed, uploads with sendfile, a cache of 8 pieces written out
+    // when half full (so A's files exist, with holes where cached pieces go).
+    let mut c = config();
+    c.sendfile = true;
+    c.cache_size = 8 * PIECE;
+    c.cache_age = Duration::from_secs(600);
+    c.download_limit = Some(400_000);
+    let a = Session::new(c).await.unwrap();
+    let a_handle = a
+        .add(
+            &torrent,
+            a_dir.path(),
+            AddOptions::with_peers(vec![addr(&seeder)]),
+        )
+        .await
+        .unwrap();
+    let b = session().await;
+    let b_handle = b
+        .add(
+            &torrent,
+            b_dir.path(),
+            AddOptions::with_peers(vec![addr(&a)]),
+        )
+        .await
+        .unwrap();
+
+    // B gets pieces from A while A is not done: those were only in A's cache.
+    until(&b_handle, |s| s.pieces_have >= 10).await;
+    let a_status = a_handle.status();
+    assert!(!a_status.complete, "A finished before B got pieces from it");
+    until(&b_handle, |s| s.complete).await;
+    let s = b_handle.status();
+    assert_eq!(s.hash_failures, 0, "{s:?}");
+    assert_eq!(s.peers_banned, 0, "{s:?}");
+    same_tree("cached", root.path(), b_dir.path());
+}

@@ -138,13 +138,19 @@ impl Drop for Proc {
 
 /// `rivulet seed` on an ephemeral loopback port; returns it and the port.
 pub(crate) fn rivulet_seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
-    let p = Proc::spawn(Command::new(BIN).arg("seed").arg(torrent).arg(dir).args([
-        "--listen",
-        "127.0.0.1:0",
-        "--timeout",
-        "120",
-        "--no-dht",
-    ]));
+    rivulet_seed_with(torrent, dir, &[])
+}
+
+/// [`rivulet_seed`] with more arguments.
+pub(crate) fn rivulet_seed_with(torrent: &Path, dir: &Path, args: &[&str]) -> (Proc, u16) {
+    let p = Proc::spawn(
+        Command::new(BIN)
+            .arg("seed")
+            .arg(torrent)
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--timeout", "120", "--no-dht"])
+            .args(args),
+    );
     let addr = p.expect_line("listening on ", Duration::from_secs(60));
     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
     p.expect_line("seeding ", Duration::from_secs(60));
@@ -152,6 +158,10 @@ pub(crate) fn rivulet_seed(torrent: &Path, dir: &Path) -> (Proc, u16) {
 }
 
 fn download(torrent: &Path, dir: &Path, port: u16, timeout: u32) -> Output {
+    download_with(torrent, dir, port, timeout, &[])
+}
+
+fn download_with(torrent: &Path, dir: &Path, port: u16, timeout: u32, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("download")
         .arg(torrent)
@@ -160,6 +170,7 @@ fn download(torrent: &Path, dir: &Path, port: u16, timeout: u32) -> Output {
         .args(["--peer", &format!("127.0.0.1:{port}")])
         .args(["--listen", "127.0.0.1:0", "--no-dht"])
         .args(["--timeout", &timeout.to_string(), "--json"])
+        .args(args)
         .output()
         .unwrap()
 }
@@ -205,6 +216,24 @@ fn rivulet_seed_to_rivulet_download_v1() {
 #[test]
 fn rivulet_seed_to_rivulet_download_hybrid() {
     seed_to_download("hybrid");
+}
+
+/// A seed sending with sendfile: v1 blocks straddle files (two ranges for one block);
+/// hybrid pieces end in padding (those blocks are read); with MSE required on both sides
+/// (RC4) every block is read to be encrypted.
+#[test]
+fn rivulet_seed_with_sendfile_to_rivulet_download() {
+    for (version, enc) in [("v1", "enabled"), ("hybrid", "enabled"), ("v1", "required")] {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let torrent = make_torrent(src.path(), version);
+        let seed_args = ["--sendfile", "--encryption", enc];
+        let (_seed, port) = rivulet_seed_with(&torrent, src.path(), &seed_args);
+        let o = download_with(&torrent, dst.path(), port, 60, &["--encryption", enc]);
+        let v = result_json(&o);
+        assert_eq!(v["complete"], true, "{version} {enc}");
+        assert_same_content(src.path(), dst.path());
+    }
 }
 
 #[test]
@@ -427,6 +456,35 @@ fn libtorrent_downloads_from_a_rivulet_seed() {
     let torrent = make_torrent(src.path(), "hybrid");
     let (_seed, port) = rivulet_seed(&torrent, src.path());
     let (mut lt, _) = lt_peer(&python, "leech", &torrent, dst.path(), 1);
+    lt.send(&format!("connect {port}"));
+    lt.expect_line("DONE", Duration::from_secs(60));
+    assert_same_content(src.path(), dst.path());
+}
+
+/// A plaintext v1 torrent whose blocks straddle files: the rivulet seed sends them
+/// with sendfile from two files, libtorrent checks every piece.
+#[test]
+fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_sending_with_sendfile() {
+    rivulet_seed_to_libtorrent("v1", 2, &["--sendfile"]);
+}
+
+/// libtorrent forcing RC4: the rivulet seed reads and encrypts what it sends, sendfile
+/// asked for or not.
+#[test]
+fn libtorrent_downloads_from_a_rivulet_seed_over_rc4() {
+    rivulet_seed_to_libtorrent("v1", 0, &["--sendfile"]);
+}
+
+fn rivulet_seed_to_libtorrent(version: &str, enc: u8, seed_args: &[&str]) {
+    let Some(python) = python() else {
+        println!("SKIP: no python with libtorrent (set RIVULET_PYTHON)");
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(src.path(), version);
+    let (_seed, port) = rivulet_seed_with(&torrent, src.path(), seed_args);
+    let (mut lt, _) = lt_peer(&python, "leech", &torrent, dst.path(), enc);
     lt.send(&format!("connect {port}"));
     lt.expect_line("DONE", Duration::from_secs(60));
     assert_same_content(src.path(), dst.path());
