@@ -1,4 +1,4 @@
-//! `rivulet`: the reference client built from the rivulet crates (under construction).
+//! `rivulet`: the reference client built from the rivulet crates.
 //!
 //! - [`storage`]: a torrent's files under a download directory (safe paths, sparse
 //!   files, padding never written, piece checks, resume by verifying what is there).

@@ -3,9 +3,12 @@
 // all. The seed sends the file with sendfile(2) (or pread + send with "read"); the leech
 // receives 1 MiB pieces, hashes each with OpenSSL's SHA-1 (SHA-NI where the CPU has it)
 // and pwrites it, the hashing and writing on a second thread so receiving overlaps.
+// With "mmap" as the leech mode, the leech instead maps the new file and receives
+// straight into the mapping (no write copy) and hashes from it: the floor of a leech
+// that saves the copy into the page cache.
 // Prints one line: FLOOR wall=S seed_cpu=S leech_cpu=S (CPU: user + system, all threads).
 //
-//   cc -O2 -o floor floor.c -lcrypto -lpthread && ./floor SRC DST [sendfile|read]
+//   cc -O2 -o floor floor.c -lcrypto -lpthread && ./floor SRC DST [sendfile|read] [write|mmap]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +34,7 @@ static char *bufs[NBUF];
 static size_t lens[NBUF];
 static size_t head, tail;
 static int done, outfd;
+static char *map; // the mapped destination in "mmap" mode
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
@@ -58,8 +63,12 @@ static void *worker(void *unused) {
     }
     size_t i = tail % NBUF;
     pthread_mutex_unlock(&mu);
-    SHA1((unsigned char *)bufs[i], lens[i], md);
-    if (pwrite(outfd, bufs[i], lens[i], at) != (ssize_t)lens[i]) die("pwrite");
+    if (map) {
+      SHA1((unsigned char *)map + at, lens[i], md);
+    } else {
+      SHA1((unsigned char *)bufs[i], lens[i], md);
+      if (pwrite(outfd, bufs[i], lens[i], at) != (ssize_t)lens[i]) die("pwrite");
+    }
     at += lens[i];
     pthread_mutex_lock(&mu);
     tail++;
@@ -98,11 +107,12 @@ static void seed(int ls, const char *src, size_t size, int use_sendfile, int rep
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s SRC DST [sendfile|read]\n", argv[0]);
+    fprintf(stderr, "usage: %s SRC DST [sendfile|read] [write|mmap]\n", argv[0]);
     return 2;
   }
   const char *src = argv[1], *dst = argv[2];
   int use_sendfile = argc < 4 || strcmp(argv[3], "read") != 0;
+  int use_mmap = argc >= 5 && strcmp(argv[4], "mmap") == 0;
   struct stat st;
   if (stat(src, &st) != 0) die(src);
   size_t size = st.st_size;
@@ -117,12 +127,17 @@ int main(int argc, char **argv) {
 
   int s = socket(AF_INET, SOCK_STREAM, 0);
   if (connect(s, (void *)&sa, sizeof sa)) die("connect");
-  outfd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  outfd = open(dst, (use_mmap ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC, 0644);
   if (outfd < 0) die(dst);
   for (int i = 0; i < NBUF; i++) bufs[i] = malloc(PIECE);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   double c0 = cpu();
+  if (use_mmap) {
+    if (ftruncate(outfd, size)) die("ftruncate");
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, outfd, 0);
+    if (map == MAP_FAILED) die("mmap");
+  }
   pthread_t th;
   pthread_create(&th, NULL, worker, NULL);
   for (size_t got = 0; got < size;) {
@@ -132,7 +147,7 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&mu);
     size_t f = 0;
     while (f < PIECE && got + f < size) {
-      ssize_t n = recv(s, bufs[i] + f, PIECE - f, 0);
+      ssize_t n = recv(s, (map ? map + got : bufs[i]) + f, PIECE - f, 0);
       if (n <= 0) die("recv");
       f += n;
     }
@@ -148,6 +163,7 @@ int main(int argc, char **argv) {
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
   pthread_join(th, NULL);
+  if (map && munmap(map, size)) die("munmap");
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double leech = cpu() - c0, wall = t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9;
   close(s);

@@ -2,8 +2,9 @@
 # The swarm benchmark: rivulet and libtorrent 2.1.1, one seed -> one leech, 1 GiB on
 # loopback, every pairing in the same run, then peak RSS of a session seeding 100
 # torrents. Prints a Markdown table (progress on stderr). Arguments go to swarm.py
-# (--size BYTES, --rounds N, --pairs lt-lt,rv-rv,rv-lt,lt-rv,fl-fl,fr-fr, --many N,
-# --timeout S). fl-fl / fr-fr are the floor: floor.c moving the same file with no protocol.
+# (--size BYTES, --rounds N, --pairs lt-lt,rv-rv,rv-lt,lt-rv,fl-fl,fr-fr,fl-fm,fr-fm,
+# --many N, --timeout S). fl-fl / fr-fr / fl-fm / fr-fm are the floor: floor.c moving the
+# same file with no protocol (see swarm.py).
 #
 #   bash client/benches/swarm/run.sh [--rounds 3]
 set -euo pipefail

@@ -11,7 +11,9 @@ scaled to one GiB. Every process is a separate OS process (`rivulet seed`,
 
 The floor pairs (`fl-fl`: sendfile, `fr-fr`: pread + send) run floor.c instead: no
 protocol at all, just the copies, the SHA-1 check and the file writes that any client
-must do, so they bound what any seed/leech pair can reach on the machine.
+must do, so they bound what any seed/leech pair can reach on the machine. `fl-fm` and
+`fr-fm` are the same with a leech that receives straight into a mapping of the file
+(saving the copy into the page cache that a write makes).
 """
 import argparse
 import os
@@ -26,6 +28,9 @@ import queue
 HERE = os.path.dirname(os.path.abspath(__file__))
 TICK = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
+# Floor pairs: (seed mode, leech mode) of floor.c.
+FLOOR_PAIRS = {"fl-fl": ("sendfile", "write"), "fr-fr": ("read", "write"),
+               "fl-fm": ("sendfile", "mmap"), "fr-fm": ("read", "mmap")}
 
 
 def cpu_seconds(pid):
@@ -171,20 +176,21 @@ class Bench:
             seed.close()
             shutil.rmtree(dst, ignore_errors=True)
 
-    def floor(self, mode, src, size):
+    def floor(self, mode, leech_mode, src, size):
         """floor.c: the same bytes, hashes and writes with no protocol (see the docstring)."""
         if not self.a.floor:
             raise RuntimeError("no floor binary (run.sh builds it with cc and OpenSSL headers)")
         dst = tempfile.mkdtemp(prefix="swarm-floor-", dir=self.a.dir)
         try:
             name = os.listdir(src)[0]
-            out = subprocess.run([self.a.floor, os.path.join(src, name), os.path.join(dst, name), mode],
+            out = subprocess.run([self.a.floor, os.path.join(src, name), os.path.join(dst, name), mode,
+                                  leech_mode],
                                  check=True, capture_output=True, text=True, timeout=self.a.timeout).stdout
             self.verify(dst, src, None)
             f = dict(kv.split("=") for kv in out.split()[1:])
             gib = size / GIB
             return {
-                "pair": f"floor ({mode})",
+                "pair": f"floor ({mode}, {leech_mode})",
                 "wall": float(f["wall"]),
                 "mbps": size / float(f["wall"]) / 1e6,
                 "seed_cpu": float(f["seed_cpu"]) / gib,
@@ -227,7 +233,9 @@ def main():
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed first transfer")
     ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv,fl-fl",
-                    help="lt: libtorrent, rv: rivulet; fl-fl / fr-fr: the floor (floor.c)")
+                    help="lt: libtorrent, rv: rivulet; fl-fl / fr-fr / fl-fm / fr-fm: the floor "
+                    "(floor.c; fl: sendfile seed, fr: pread + send seed, fm: leech receiving "
+                    "into a mapping of the file)")
     ap.add_argument("--floor", help="the floor.c binary (fl-fl, fr-fr pairs)")
     ap.add_argument("--many", type=int, default=100, help="torrents for the RSS test (0: skip)")
     ap.add_argument("--many-size", type=int, default=4 << 20, help="bytes per torrent")
@@ -251,12 +259,12 @@ def main():
         for r in range(args.rounds):
             for pair in filter(None, args.pairs.split(",")):
                 s, l = pair.split("-")
-                if pair in ("fl-fl", "fr-fr"):
+                if pair in FLOOR_PAIRS:
                     if not args.floor:
                         print(f"  SKIP {pair}: floor.c not built (needs cc and OpenSSL headers)",
                               file=sys.stderr, flush=True)
                         continue
-                    row = bench.floor("sendfile" if s == "fl" else "read", src, args.size)
+                    row = bench.floor(*FLOOR_PAIRS[pair], src, args.size)
                 else:
                     row = bench.transfer(names[s], names[l], torrent, src, args.size)
                 row["round"] = r + 1
