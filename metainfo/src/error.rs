@@ -73,6 +73,19 @@ pub enum MetainfoError {
         /// How they differ.
         reason: String,
     },
+    /// The torrent claims more than a resource limit allows ([`Limits`](crate::Limits)):
+    /// too many pieces or files, too deep a path, too long a piece.
+    #[error("{path}: {limit} {value} is over the limit of {max}")]
+    OverLimit {
+        /// Which limit.
+        limit: crate::Limit,
+        /// The value the torrent claims.
+        value: u64,
+        /// The limit.
+        max: u64,
+        /// The key path of what is over it.
+        path: String,
+    },
     /// A [`PieceLayout`](crate::PieceLayout) cannot be built from the given sizes.
     #[error("piece layout: {0}")]
     Layout(&'static str),
@@ -88,6 +101,19 @@ pub enum MetainfoError {
 }
 
 impl MetainfoError {
+    pub(crate) fn over(
+        limit: crate::Limit,
+        value: impl TryInto<u64>,
+        max: impl TryInto<u64>,
+        path: impl Into<String>,
+    ) -> Self {
+        MetainfoError::OverLimit {
+            limit,
+            value: value.try_into().unwrap_or(u64::MAX),
+            max: max.try_into().unwrap_or(u64::MAX),
+            path: path.into(),
+        }
+    }
     pub(crate) fn missing(path: impl Into<String>) -> Self {
         MetainfoError::Missing { path: path.into() }
     }

@@ -17,6 +17,10 @@
 //!   minus padding, and the v2 tree name the same files in the same order, each starting on
 //!   a piece boundary). The outer structure is decoded leniently (unsorted keys occur in the
 //!   wild). Errors ([`MetainfoError`]) name the key path, e.g. `info.files[3].path[1]`.
+//! - **Resource limits** ([`Limits`]): at most 2^21 pieces, 2^20 files, 100 path
+//!   components and 512 MiB pieces by default, checked before anything proportional to
+//!   the claimed sizes is allocated, for .torrent files and fetched info dictionaries
+//!   alike ([`MetainfoError::OverLimit`]; `*_with_limits` parse with others).
 //! - **Safe paths** (below) and the **piece layout** ([`PieceLayout`]: which file bytes
 //!   make up each piece, for v1 concatenation or v2 piece-aligned files).
 //! - **Making and checking torrents**: [`TorrentBuilder`], [`merkle`], [`verify`].
@@ -83,6 +87,7 @@ mod error;
 mod hash;
 mod hasher;
 mod layout;
+mod limits;
 pub mod merkle;
 mod path;
 mod torrent;
@@ -95,6 +100,10 @@ pub use builder::{
 pub use error::MetainfoError;
 pub use hash::{HexError, InfoHash, InfoHashV1, InfoHashV2};
 pub use layout::{FileSpan, LayoutMode, PieceLayout, Spans};
+pub use limits::{
+    DEFAULT_MAX_FILES, DEFAULT_MAX_PATH_DEPTH, DEFAULT_MAX_PIECE_LENGTH, DEFAULT_MAX_PIECES, Limit,
+    Limits,
+};
 pub use path::{dedupe_paths, safe_relative_path, sanitize_component};
 pub use torrent::{FileAttr, FileEntry, Info, MetaVersion, Torrent};
 pub use verify::{PieceBitfield, Verifier, VerifyError, verify};

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::error::MetainfoError;
 use crate::hash::{InfoHash, InfoHashV1, InfoHashV2};
 use crate::layout::{LayoutMode, PieceLayout};
+use crate::limits::{Limit, Limits};
 use crate::merkle::{BLOCK_SIZE, root_from_piece_layer};
 use crate::path::{dedupe_paths, safe_relative_path, sanitize_component};
 
@@ -135,13 +136,18 @@ impl Info {
     /// Parses a bare bencoded info dictionary (as fetched with ut_metadata, BEP 9).
     ///
     /// The info hash is computed over exactly these bytes. Piece layers live outside the
-    /// info dictionary, so [`Info::piece_layers`] stays empty.
+    /// info dictionary, so [`Info::piece_layers`] stays empty. The default [`Limits`]
+    /// apply.
     pub fn from_bytes(data: &[u8]) -> Result<Info, MetainfoError> {
+        Info::from_bytes_with_limits(data, &Limits::default())
+    }
+    /// Like [`Info::from_bytes`], within `limits`.
+    pub fn from_bytes_with_limits(data: &[u8], limits: &Limits) -> Result<Info, MetainfoError> {
         let (v, used) = Decoder::new().lenient().decode_prefix(data)?;
         let d = v
             .as_dict()
             .ok_or_else(|| MetainfoError::wrong_type("info", "dictionary", &v))?;
-        parse_info(d, &data[..used])
+        parse_info(d, &data[..used], limits)
     }
     /// The exact bytes of the info dictionary as received.
     pub fn raw(&self) -> &[u8] {
@@ -221,8 +227,14 @@ impl Torrent {
     /// The outer structure is decoded leniently (unsorted keys and the like, which real
     /// torrents have); bytes after the top-level dictionary are ignored and not kept.
     /// Malformed metadata fields (`comment`, `announce-list` entries, ...) of the wrong
-    /// type are ignored; the info dictionary and piece layers are validated strictly.
+    /// type are ignored; the info dictionary and piece layers are validated strictly,
+    /// within the default [`Limits`].
     pub fn from_bytes(data: &[u8]) -> Result<Torrent, MetainfoError> {
+        Torrent::from_bytes_with_limits(data, &Limits::default())
+    }
+
+    /// Like [`Torrent::from_bytes`], within `limits`.
+    pub fn from_bytes_with_limits(data: &[u8], limits: &Limits) -> Result<Torrent, MetainfoError> {
         let (v, used) = Decoder::new().lenient().decode_prefix(data)?;
         let top = v
             .as_dict()
@@ -236,7 +248,7 @@ impl Torrent {
         let info_raw = info_d
             .raw()
             .ok_or_else(|| MetainfoError::invalid("info", "no raw bytes"))?;
-        let mut info = parse_info(info_d, info_raw)?;
+        let mut info = parse_info(info_d, info_raw, limits)?;
         if info.version != MetaVersion::V1 {
             parse_piece_layers(top.get(b"piece layers"), &mut info)?;
         }
@@ -308,7 +320,7 @@ impl Torrent {
         })
     }
 
-    /// Reads and parses a .torrent file.
+    /// Reads and parses a .torrent file (within the default [`Limits`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Torrent, MetainfoError> {
         let path = path.as_ref();
         let data = std::fs::read(path).map_err(|source| MetainfoError::Io {
@@ -433,11 +445,23 @@ fn get_length(d: &Dict<'_>, file: &impl KeyPath) -> Result<u64, MetainfoError> {
         .map_err(|_| MetainfoError::invalid(file.child(".length"), format!("negative length {l}")))
 }
 
-/// A list of byte strings (a `path` or `symlink path`).
-fn get_components<'a>(v: &Value<'a>, path: &impl KeyPath) -> Result<Vec<&'a [u8]>, MetainfoError> {
+/// A list of byte strings (a `path` or `symlink path`) of at most `max` components.
+fn get_components<'a>(
+    v: &Value<'a>,
+    path: &impl KeyPath,
+    max: usize,
+) -> Result<Vec<&'a [u8]>, MetainfoError> {
     let l = v
         .as_list()
         .ok_or_else(|| MetainfoError::wrong_type(path.key_path(), "list", v))?;
+    if l.len() > max {
+        return Err(MetainfoError::over(
+            Limit::PathDepth,
+            l.len(),
+            max,
+            path.key_path(),
+        ));
+    }
     l.iter()
         .enumerate()
         .map(|(i, c)| {
@@ -486,6 +510,7 @@ fn is_bitcomet_pad(path: &[&[u8]]) -> bool {
 fn parse_attr_and_symlink<'a>(
     d: &Dict<'a>,
     file: &impl KeyPath,
+    limits: &Limits,
 ) -> Result<(FileAttr, Option<Components<'a>>), MetainfoError> {
     let attr = match d.get(b"attr") {
         None => FileAttr::default(),
@@ -499,7 +524,11 @@ fn parse_attr_and_symlink<'a>(
         }
     };
     let symlink = match d.get(b"symlink path") {
-        Some(v) => Some(get_components(v, &file.child(".symlink path"))?),
+        Some(v) => Some(get_components(
+            v,
+            &file.child(".symlink path"),
+            limits.max_path_depth,
+        )?),
         None => None,
     };
     Ok((attr, symlink))
@@ -508,6 +537,7 @@ fn parse_attr_and_symlink<'a>(
 fn parse_v1_files<'a>(
     info: &Dict<'a>,
     name: &'a [u8],
+    limits: &Limits,
 ) -> Result<(Vec<RawFile<'a>>, bool), MetainfoError> {
     match (info.get(b"length"), info.get(b"files")) {
         (Some(_), Some(_)) => Err(MetainfoError::invalid(
@@ -517,7 +547,7 @@ fn parse_v1_files<'a>(
         (None, None) => Err(MetainfoError::missing("info.length")),
         (Some(_), None) => {
             let length = get_length(info, &"info")?;
-            let (attr, symlink) = parse_attr_and_symlink(info, &"info")?;
+            let (attr, symlink) = parse_attr_and_symlink(info, &"info", limits)?;
             Ok((
                 vec![RawFile {
                     path: vec![name],
@@ -534,6 +564,14 @@ fn parse_v1_files<'a>(
             let list = files
                 .as_list()
                 .ok_or_else(|| MetainfoError::wrong_type("info.files", "list", files))?;
+            if list.len() > limits.max_files {
+                return Err(MetainfoError::over(
+                    Limit::Files,
+                    list.len(),
+                    limits.max_files,
+                    "info.files",
+                ));
+            }
             let mut out = Vec::with_capacity(list.len());
             for (i, f) in list.iter().enumerate() {
                 let kp = format!("info.files[{i}]");
@@ -544,8 +582,8 @@ fn parse_v1_files<'a>(
                 let pv = d
                     .get(b"path")
                     .ok_or_else(|| MetainfoError::missing(format!("{kp}.path")))?;
-                let path = get_components(pv, &format!("{kp}.path"))?;
-                let (mut attr, symlink) = parse_attr_and_symlink(d, &kp)?;
+                let path = get_components(pv, &format!("{kp}.path"), limits.max_path_depth)?;
+                let (mut attr, symlink) = parse_attr_and_symlink(d, &kp, limits)?;
                 attr.padding |= is_bitcomet_pad(&path);
                 out.push(RawFile {
                     path,
@@ -561,7 +599,8 @@ fn parse_v1_files<'a>(
     }
 }
 
-/// Flattens a v2 `file tree` (depth is bounded by the bencode decoder's nesting limit).
+/// Flattens a v2 `file tree` (depth is bounded by the bencode decoder's nesting limit,
+/// and paths by [`Limits::max_path_depth`]).
 ///
 /// `budget` bounds the bytes the flattened paths may take: a tree shares each directory
 /// name among all files below it, so without a bound a small input could expand into
@@ -571,9 +610,18 @@ fn walk_tree<'a>(
     prefix: &mut Components<'a>,
     out: &mut Vec<RawFile<'a>>,
     budget: &mut u64,
+    limits: &Limits,
 ) -> Result<(), MetainfoError> {
     for (k, v) in d.iter() {
         prefix.push(k);
+        if prefix.len() > limits.max_path_depth {
+            return Err(MetainfoError::over(
+                Limit::PathDepth,
+                prefix.len(),
+                limits.max_path_depth,
+                tree_key_path(prefix),
+            ));
+        }
         let node = v
             .as_dict()
             .ok_or_else(|| MetainfoError::wrong_type(tree_key_path(prefix), "dictionary", v))?;
@@ -589,7 +637,7 @@ fn walk_tree<'a>(
                 let fd = fv.as_dict().ok_or_else(|| {
                     MetainfoError::wrong_type(kp.child(".\"\""), "dictionary", fv)
                 })?;
-                let (attr, symlink) = parse_attr_and_symlink(fd, &kp)?;
+                let (attr, symlink) = parse_attr_and_symlink(fd, &kp, limits)?;
                 // BEP 47 symbolic links in a v2 tree carry no `length`.
                 let length = if attr.symlink && fd.get(b"length").is_none() {
                     0
@@ -609,6 +657,14 @@ fn walk_tree<'a>(
                     }
                     None => None,
                 };
+                if out.len() >= limits.max_files {
+                    return Err(MetainfoError::over(
+                        Limit::Files,
+                        out.len() + 1,
+                        limits.max_files,
+                        kp.key_path(),
+                    ));
+                }
                 let cost: u64 = prefix.iter().map(|c| c.len() as u64 + 32).sum();
                 *budget = budget.checked_sub(cost).ok_or_else(|| {
                     MetainfoError::invalid(
@@ -626,14 +682,14 @@ fn walk_tree<'a>(
                     origin: Origin::Tree,
                 });
             }
-            None => walk_tree(node, prefix, out, budget)?,
+            None => walk_tree(node, prefix, out, budget, limits)?,
         }
         prefix.pop();
     }
     Ok(())
 }
 
-fn parse_info(d: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
+fn parse_info(d: &Dict<'_>, raw: &[u8], limits: &Limits) -> Result<Info, MetainfoError> {
     let name_b =
         get_bytes(d, b"name", &"info.name")?.ok_or_else(|| MetainfoError::missing("info.name"))?;
     let pl_i = get_int(d, b"piece length", &"info.piece length")?
@@ -645,6 +701,14 @@ fn parse_info(d: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
         });
     }
     let piece_length = pl_i as u64;
+    if piece_length > limits.max_piece_length {
+        return Err(MetainfoError::over(
+            Limit::PieceLength,
+            piece_length,
+            limits.max_piece_length,
+            "info.piece length",
+        ));
+    }
     let meta_version = get_int(d, b"meta version", &"info.meta version")?;
     let private = get_int(d, b"private", &"info.private")? == Some(1);
     let has_v1 = d.get(b"pieces").is_some();
@@ -673,7 +737,7 @@ fn parse_info(d: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
         let mut files = Vec::new();
         // Flattened paths may take up to 32 times the input, plus 8 MiB.
         let mut budget = (raw.len() as u64).saturating_mul(32) + (8 << 20);
-        walk_tree(td, &mut Vec::new(), &mut files, &mut budget)?;
+        walk_tree(td, &mut Vec::new(), &mut files, &mut budget, limits)?;
         if files.is_empty() {
             return Err(MetainfoError::invalid("info.file tree", "no files"));
         }
@@ -690,11 +754,11 @@ fn parse_info(d: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
             (files, single)
         }
         (MetaVersion::Hybrid, Some(tree)) => {
-            let (mut v1, single) = parse_v1_files(d, name_b)?;
+            let (mut v1, single) = parse_v1_files(d, name_b, limits)?;
             check_hybrid(&mut v1, &tree, single, piece_length)?;
             (v1, single)
         }
-        _ => parse_v1_files(d, name_b)?,
+        _ => parse_v1_files(d, name_b, limits)?,
     };
 
     let mode = if version == MetaVersion::V2 {
@@ -707,6 +771,22 @@ fn parse_info(d: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
         total = total.checked_add(f.length).ok_or_else(|| {
             MetainfoError::invalid(format!("{}.length", f.key_path()), "total length overflows")
         })?;
+    }
+    // The piece count the lengths claim, checked before anything is sized by it.
+    let claimed = match mode {
+        LayoutMode::V1 => total.div_ceil(piece_length),
+        LayoutMode::V2 => raw_files
+            .iter()
+            .map(|f| f.length.div_ceil(piece_length))
+            .fold(0u64, u64::saturating_add),
+    };
+    if claimed > u64::from(limits.max_pieces) {
+        return Err(MetainfoError::over(
+            Limit::Pieces,
+            claimed,
+            limits.max_pieces,
+            "info",
+        ));
     }
     let layout = PieceLayout::new(
         piece_length,

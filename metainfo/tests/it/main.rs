@@ -1,4 +1,5 @@
 //! Integration tests for rivulet-metainfo.
 
 mod interop;
+mod limits;
 mod parse;
