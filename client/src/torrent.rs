@@ -8,7 +8,10 @@
 //! step. Per connection, a reader task decodes every message of a socket read and hands
 //! them over as one batch (bounded channel to the core: back-pressure reaches TCP),
 //! and a writer task sends what the core queued with vectored writes, piece payloads
-//! uncopied. Both go through the session's [rate limiters](crate::ratelimit).
+//! uncopied. What a peer makes us send is bounded too: uploads wait while its writer
+//! holds [`BACKLOG_HIGH`], its reader stops at [`READ_PAUSE`] (so a peer that sends
+//! requests but never reads fills its own socket, not our memory), and the connection
+//! is dropped at [`BACKLOG_CAP`] or when the backlog stops shrinking for [`SEND_STALL`]. Both go through the session's [rate limiters](crate::ratelimit).
 //! Hash checks and writes run on the torrent's two disk threads (a hasher and a
 //! flusher, started with the first complete piece; see `disk.rs`): received blocks are
 //! hashed as they arrived, never joined, and verified pieces wait in the storage's
@@ -33,7 +36,7 @@ use metainfo::{Info, InfoHash, InfoHashV1, LayoutMode, Torrent};
 use peer_wire::{Block, BlockRequest, Decoder, Message, PeerConfig};
 use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -116,6 +119,12 @@ pub struct Status {
     /// its trackers and the peers given to it only. `false` until the metadata is
     /// known.
     pub private: bool,
+    /// The most bytes that were ever queued for one peer and not yet written to its
+    /// socket (messages and piece payloads), since the torrent started. Back-pressure
+    /// keeps it near a few MiB: uploads wait while a peer has 4 MiB queued, we stop
+    /// reading from a peer that has 8 MiB queued (its requests and other messages then
+    /// wait in its own send buffer), and drop one that reaches 32 MiB.
+    pub send_backlog_peak: u64,
 }
 
 /// What a torrent is doing.
@@ -985,6 +994,7 @@ pub(crate) async fn prepare(
             .saturating_add(1 << 20),
         deferred: HashMap::new(),
         notify: None,
+        send_backlog_peak: 0,
         disk: None,
     })
 }
@@ -1004,6 +1014,9 @@ pub(crate) struct Adopted {
 /// A connection's I/O tasks, as the torrent task holds them.
 struct PeerIo {
     writer: mpsc::UnboundedSender<Vec<Chunk>>,
+    /// The writer task: aborted [`LINGER`] after the connection is closed, so a peer
+    /// that reads nothing cannot keep it (and what it holds) alive.
+    writer_task: tokio::task::AbortHandle,
     reader: tokio::task::AbortHandle,
     /// Small messages being encoded.
     out: BytesMut,
@@ -1079,6 +1092,64 @@ impl PeerIo {
         let pending: usize = self.chunks.iter().map(Chunk::len).sum();
         self.backlog.load(Ordering::Relaxed) + pending + self.out.len()
     }
+
+    /// Ends the connection: the reader at once; the writer after what is queued
+    /// (`flush`), for at most [`LINGER`], or at once.
+    fn close(mut self, flush: bool) {
+        self.reader.abort();
+        if !flush {
+            self.writer_task.abort();
+            return;
+        }
+        // Dropping the writer's channel ends it after what is queued.
+        if let Some(chunks) = self.take() {
+            let _ = self.writer.send(chunks);
+        }
+        let writer = self.writer_task;
+        tokio::spawn(async move {
+            tokio::time::sleep(LINGER).await;
+            writer.abort();
+        });
+    }
+}
+
+/// Stops a connection's reader while the connection's writer has more than
+/// [`READ_PAUSE`] bytes queued: a peer that sends requests (or anything else we answer)
+/// but does not read its socket then fills its own send buffer instead of our memory,
+/// as TCP's flow control holds its bytes back. Reading resumes when the writer is down
+/// to [`BACKLOG_LOW`]. A backlog that does not shrink for [`SEND_STALL`] while the
+/// reader waits ends the connection.
+struct ReadGate {
+    /// Bytes handed to the writer and not yet written.
+    backlog: Arc<AtomicUsize>,
+    /// Woken by the writer when its backlog falls to [`BACKLOG_LOW`].
+    drained: Arc<Notify>,
+    /// The backlog above which the reader waits.
+    high: usize,
+    /// How long the backlog may stay above `high` without shrinking.
+    stall: Duration,
+}
+
+impl ReadGate {
+    /// Returns once the backlog is at most `high`, or the reason to close if it stopped
+    /// shrinking.
+    async fn wait(&self) -> Result<(), String> {
+        let mut last = self.backlog.load(Ordering::Relaxed);
+        while last > self.high {
+            // `notify_one` keeps a permit: a wake-up between the load and here is not
+            // lost.
+            let woken = tokio::time::timeout(self.stall, self.drained.notified()).await;
+            let now = self.backlog.load(Ordering::Relaxed);
+            if woken.is_err() && now >= last {
+                return Err(format!(
+                    "the peer reads nothing: {now} bytes queued for it did not shrink in {} s",
+                    self.stall.as_secs()
+                ));
+            }
+            last = now;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Driver {
@@ -1120,6 +1191,8 @@ pub(crate) struct Driver {
     deferred: HashMap<PeerKey, Vec<BlockRequest>>,
     /// The unbounded input channel, for writers' [`Input::Drained`] notices.
     notify: Option<mpsc::UnboundedSender<Input>>,
+    /// The most bytes ever queued for one connection's writer ([`Status::send_backlog_peak`]).
+    send_backlog_peak: usize,
     /// The disk threads, started with the first piece to check (a seed needs none).
     disk: Option<crate::disk::Disk>,
 }
@@ -1127,8 +1200,27 @@ pub(crate) struct Driver {
 /// Bytes queued for a connection's writer above which no more blocks are read for it.
 const BACKLOG_HIGH: usize = 4 << 20;
 
-/// Bytes queued for a writer at which deferred reads resume.
+/// Bytes queued for a writer at which deferred reads resume, and a paused reader
+/// ([`READ_PAUSE`]) reads again.
 const BACKLOG_LOW: usize = 1 << 20;
+
+/// Bytes queued for a connection's writer above which its reader stops reading
+/// ([`ReadGate`]). Above what uploads alone can queue ([`BACKLOG_HIGH`] plus one batch
+/// of reads), so a peer that reads what we send is never paused: two peers uploading to
+/// each other cannot both stop reading and wait on each other.
+const READ_PAUSE: usize = 8 << 20;
+
+/// Bytes queued for a connection's writer at which the connection is dropped at once
+/// (what was decoded before its reader paused may still ask for answers: hashes and
+/// metadata pieces are budgeted per peer, but only this bounds them together).
+const BACKLOG_CAP: usize = 32 << 20;
+
+/// How long a paused reader waits for its writer's backlog to shrink before the
+/// connection is closed.
+const SEND_STALL: Duration = Duration::from_secs(60);
+
+/// How long a closed connection's writer may go on sending what was queued.
+const LINGER: Duration = Duration::from_secs(10);
 
 /// How many batches of decoded messages (one socket read each, at most
 /// [`READ_BUF`] bytes) may wait for the torrent task before readers pause.
@@ -1152,12 +1244,13 @@ impl Driver {
         adopted: Vec<Adopted>,
     ) {
         let (tx, mut rx) = mpsc::channel::<Input>(INPUT_QUEUE);
+        // Disk results and dial outcomes must never wait behind a full queue.
+        let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
+        // Before the adopted connections: their writers say when they drained too.
+        self.notify = Some(utx.clone());
         for a in adopted {
             self.adopt(a, &tx);
         }
-        // Disk results and dial outcomes must never wait behind a full queue.
-        let (utx, mut urx) = mpsc::unbounded_channel::<Input>();
-        self.notify = Some(utx.clone());
         let mut dial_tick = tokio::time::interval(self.config.reconnect_interval);
         let mut resume_tick = tokio::time::interval(self.resume_interval);
         resume_tick.tick().await;
@@ -1347,6 +1440,7 @@ impl Driver {
     fn publish(&self) {
         let mut s = self.core.status();
         s.private = self.storage.info().private;
+        s.send_backlog_peak = self.send_backlog_peak as u64;
         if self.paused {
             s.phase = Phase::Paused;
         }
@@ -1409,8 +1503,9 @@ impl Driver {
             }
             Input::Closed(key, reason) => {
                 self.deferred.remove(&key);
-                if self.io.remove(&key).is_some() {
+                if let Some(io) = self.io.remove(&key) {
                     info!(peer = key, %reason, "peer closed");
+                    io.close(true);
                 }
                 self.core.handle_disconnect(now, key);
             }
@@ -1531,40 +1626,57 @@ impl Driver {
         let (wtx, wrx) = mpsc::unbounded_channel::<Vec<Chunk>>();
         let (up, down) = (self.limits.up.clone(), self.limits.down.clone());
         let backlog = Arc::new(AtomicUsize::new(0));
-        let drained = self.notify.clone().map(|n| Drained {
+        let wake = Arc::new(Notify::new());
+        let gate = ReadGate {
+            backlog: backlog.clone(),
+            drained: wake.clone(),
+            high: READ_PAUSE,
+            stall: SEND_STALL,
+        };
+        let notify = self.notify.clone();
+        let drained = Some(Drained {
             backlog: backlog.clone(),
             low: BACKLOG_LOW,
             notify: Box::new(move || {
-                let _ = n.send(Input::Drained(key));
+                wake.notify_one();
+                if let Some(n) = &notify {
+                    let _ = n.send(Input::Drained(key));
+                }
             }),
         });
         let tx = tx.clone();
         // Plaintext: the writer sends on its own handle of the socket (file ranges with
         // sendfile) and the reader keeps the stream whole; else the stream is split.
-        let (sendfile, reader_task) = match conn::plain_socket(&stream) {
+        let (sendfile, reader_task, writer_task) = match conn::plain_socket(&stream) {
             #[cfg(target_os = "linux")]
             Some(sock) => {
-                self.tasks.spawn(write_loop(
+                let w = self.tasks.spawn(write_loop(
                     Sink::<TcpStream>::Socket(sock),
                     wrx,
                     up,
                     drained,
                 ));
-                let task = self.tasks.spawn(read_loop(stream, buf, key, down, tx));
-                (true, task)
+                let task = self
+                    .tasks
+                    .spawn(read_loop(stream, buf, key, down, tx, gate));
+                (true, task, w)
             }
             _ => {
                 let (reader, writer) = tokio::io::split(stream);
-                self.tasks
+                let w = self
+                    .tasks
                     .spawn(write_loop(Sink::Stream(writer), wrx, up, drained));
-                let task = self.tasks.spawn(read_loop(reader, buf, key, down, tx));
-                (false, task)
+                let task = self
+                    .tasks
+                    .spawn(read_loop(reader, buf, key, down, tx, gate));
+                (false, task, w)
             }
         };
         self.io.insert(
             key,
             PeerIo {
                 writer: wtx,
+                writer_task,
                 reader: reader_task,
                 out: BytesMut::new(),
                 hash_budget: self.hash_budget,
@@ -1577,8 +1689,15 @@ impl Driver {
         );
     }
 
-    /// Executes the core's actions; messages are batched per peer.
+    /// Executes the core's actions; messages are batched per peer. A connection whose
+    /// writer reaches [`BACKLOG_CAP`] is dropped (and the core's actions after that
+    /// executed too).
     fn execute(&mut self, utx: &mpsc::UnboundedSender<Input>) {
+        while self.execute_once(utx) {}
+    }
+
+    /// One round of [`execute`](Self::execute): `true` if a connection was dropped.
+    fn execute_once(&mut self, utx: &mpsc::UnboundedSender<Input>) -> bool {
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Send(key, msg) => {
@@ -1588,13 +1707,9 @@ impl Driver {
                 }
                 Action::Close(key, reason) => {
                     self.deferred.remove(&key);
-                    if let Some(mut io) = self.io.remove(&key) {
+                    if let Some(io) = self.io.remove(&key) {
                         info!(peer = key, %reason, "closing");
-                        io.reader.abort();
-                        // Dropping the writer's channel ends it after what is queued.
-                        if let Some(chunks) = io.take() {
-                            let _ = io.writer.send(chunks);
-                        }
+                        io.close(true);
                     }
                 }
                 Action::CheckPiece(index, data) => self.check_piece(index, data, utx),
@@ -1665,15 +1780,32 @@ impl Driver {
                 }
             }
         }
-        for io in self.io.values_mut() {
+        let mut over = Vec::new();
+        for (&key, io) in self.io.iter_mut() {
             if let Some(chunks) = io.take() {
                 let len: usize = chunks.iter().map(Chunk::len).sum();
-                io.backlog.fetch_add(len, Ordering::Relaxed);
+                let queued = io.backlog.fetch_add(len, Ordering::Relaxed) + len;
+                self.send_backlog_peak = self.send_backlog_peak.max(queued);
+                if queued >= BACKLOG_CAP {
+                    over.push((key, queued));
+                }
                 let _ = io.writer.send(chunks);
             }
             // Blocks the core did not send after all (cancelled meanwhile).
             io.files.clear();
         }
+        for &(key, queued) in &over {
+            self.deferred.remove(&key);
+            if let Some(io) = self.io.remove(&key) {
+                warn!(
+                    peer = key,
+                    queued, "dropping a peer that does not read what we send"
+                );
+                io.close(false);
+            }
+            self.core.handle_disconnect(Instant::now(), key);
+        }
+        !over.is_empty()
     }
 
     /// Hands a complete piece to the disk threads (started on first use).
@@ -1901,17 +2033,21 @@ fn read_blocks(storage: &Storage, reqs: &[BlockRequest]) -> Vec<Option<Block>> {
 /// A connection's reader: decodes every message of a socket read (after the bytes
 /// already in `buf`) and hands them to the torrent task as one batch (at most
 /// [`MAX_BATCH`] messages), after the download limiter allows it; then the reason it
-/// ended.
+/// ended. It reads nothing while `gate` says the connection's writer is too far behind.
 async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     mut reader: R,
     mut buf: BytesMut,
     key: PeerKey,
     down: crate::ratelimit::RateLimiter,
     tx: mpsc::Sender<Input>,
+    gate: ReadGate,
 ) {
     let decoder = Decoder::new();
     buf.reserve(READ_BUF);
     let reason = loop {
+        if let Err(reason) = gate.wait().await {
+            break reason;
+        }
         if buf.capacity() - buf.len() < READ_BUF / 4 {
             buf.reserve(READ_BUF);
         }
@@ -1958,5 +2094,51 @@ async fn recv_incoming(
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(backlog: usize) -> ReadGate {
+        ReadGate {
+            backlog: Arc::new(AtomicUsize::new(backlog)),
+            drained: Arc::new(Notify::new()),
+            high: 1000,
+            stall: Duration::from_millis(100),
+        }
+    }
+
+    // Paused time: the clock moves only when every task waits, so the steps below are
+    // exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_waits_for_its_writer_to_drain() {
+        // Under the mark: no wait.
+        gate(1000).wait().await.unwrap();
+        // Over it: waits until the writer has drained and says so.
+        let g = Arc::new(gate(5000));
+        let waiter = tokio::spawn({
+            let g = g.clone();
+            async move { g.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        // Shrinking but still over the mark (no notice): still waiting, not closed.
+        for left in [4000, 3000, 2000] {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            g.backlog.store(left, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!waiter.is_finished());
+        g.backlog.store(500, Ordering::Relaxed);
+        g.drained.notify_one();
+        waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_that_does_not_shrink_closes_the_connection() {
+        let e = gate(5000).wait().await.unwrap_err();
+        assert!(e.contains("reads nothing: 5000 bytes"), "{e}");
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the `rivulet` binary.
 
+mod backpressure;
 mod cli;
 mod datapath;
 mod dht_cli;
