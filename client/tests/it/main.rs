@@ -7,6 +7,7 @@ mod dht_cli;
 mod discovery;
 mod engine;
 mod faults;
+mod hostile_metadata;
 mod io_errors;
 mod lifecycle;
 mod limits;
