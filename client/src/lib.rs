@@ -17,7 +17,8 @@
 //!   [`TorrentHandle::pause`], [`resume`](TorrentHandle::resume) and
 //!   [`remove`](TorrentHandle::remove) (optionally with the torrent's files);
 //!   connections are capped per torrent and per session, outgoing connects in
-//!   progress per session.
+//!   progress per session. What a peer makes us queue is bounded: a peer that does
+//!   not read what we send stops being read ([`Status::send_backlog_peak`]).
 //! - [`reader`]: [`FileReader`], `AsyncRead + AsyncSeek` over a file of a torrent that
 //!   is still downloading (streaming).
 //! - [`hashes`]: the BEP 52 hash exchange both ways: answers to peers' hash requests,
@@ -28,7 +29,8 @@
 //!   nothing that is good).
 //! - [`source`]: what a torrent is added from ([`TorrentSource`]: a .torrent, a magnet
 //!   link, a bare v1 or v2 info hash). Without metadata, [`metadata`] fetches the info
-//!   dictionary from peers (BEP 9 over BEP 10) and checks it against the hash; every
+//!   dictionary from peers (BEP 9 over BEP 10) and checks it against the hash and
+//!   the metainfo crate's resource limits ([`metainfo::Limits`]); every
 //!   torrent with metadata serves it to others.
 //! - [`pex`]: peer exchange (BEP 11) both ways, off on private torrents.
 //!

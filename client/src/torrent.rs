@@ -8,10 +8,11 @@
 //! step. Per connection, a reader task decodes every message of a socket read and hands
 //! them over as one batch (bounded channel to the core: back-pressure reaches TCP),
 //! and a writer task sends what the core queued with vectored writes, piece payloads
-//! uncopied. What a peer makes us send is bounded too: uploads wait while its writer
-//! holds [`BACKLOG_HIGH`], its reader stops at [`READ_PAUSE`] (so a peer that sends
-//! requests but never reads fills its own socket, not our memory), and the connection
-//! is dropped at [`BACKLOG_CAP`] or when the backlog stops shrinking for [`SEND_STALL`]. Both go through the session's [rate limiters](crate::ratelimit).
+//! uncopied. Both go through the session's [rate limiters](crate::ratelimit). What a
+//! peer makes us send is bounded too: uploads wait while its writer holds 4 MiB, its
+//! reader stops at 8 MiB (so a peer that sends requests but never reads fills its own
+//! socket, not our memory) and goes on at 1 MiB, and the connection is dropped at
+//! 32 MiB or when the backlog stops shrinking for 60 s.
 //! Hash checks and writes run on the torrent's two disk threads (a hasher and a
 //! flusher, started with the first complete piece; see `disk.rs`): received blocks are
 //! hashed as they arrived, never joined, and verified pieces wait in the storage's
