@@ -561,8 +561,18 @@ impl Storage {
     }
 
     /// Hashes what is already on disk: one flag per piece, true where the data is good.
-    /// Missing files are simply bad pieces.
+    /// Missing files are simply bad pieces. When no file with data exists (a new
+    /// download) nothing is read or planned: the check's plan takes about 120 bytes a
+    /// piece, 250 MB for a torrent of 2 million pieces that may be a stranger's claim.
     pub fn verify_existing(&self) -> Result<PieceBitfield, StorageError> {
+        let nothing = self
+            .slots
+            .iter()
+            .all(|s| s.padding || s.length == 0 || std::fs::symlink_metadata(&s.path).is_err());
+        if nothing {
+            let none = vec![false; self.info.piece_count() as usize];
+            return Ok(PieceBitfield::from_bools(none));
+        }
         Ok(Verifier::new(&self.info).run(&self.root)?)
     }
 
@@ -1107,8 +1117,10 @@ mod tests {
             let from = Storage::new(&t.info, src.path()).unwrap();
             assert!(from.verify_existing().unwrap().all_good(), "{version:?}");
             let to = Storage::new(&t.info, dst.path()).unwrap();
+            // Nothing there: nothing read, every piece missing.
             let before = to.verify_existing().unwrap();
             assert_eq!(before.count_good(), 0);
+            assert_eq!(before.len(), t.info.piece_count() as usize);
             for p in 0..t.info.piece_count() {
                 let len = t.info.layout().piece_len(p);
                 let data = from.read_block(p, 0, len).unwrap();
