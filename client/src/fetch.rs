@@ -129,7 +129,8 @@ impl Job {
         };
         // Verified against the info hash; a hybrid torrent's piece layers are not
         // needed: its v1 piece hashes check the data.
-        let info = match metainfo::Info::from_bytes(&info) {
+        let info = match metainfo::Info::from_bytes_with_limits(&info, &self.config.metainfo_limits)
+        {
             Ok(i) => Arc::new(i),
             Err(e) => return fail(format!("the fetched metadata is unusable: {e}")),
         };

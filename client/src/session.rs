@@ -78,6 +78,12 @@ pub struct Config {
     /// Limits of fetching metadata for magnet links and bare info hashes (BEP 9;
     /// default: info dictionaries up to 16 MiB, see [`MetadataConfig`]).
     pub metadata: MetadataConfig,
+    /// What an info dictionary fetched from peers may claim (default
+    /// [`metainfo::Limits::default`]: 2^21 pieces, 2^20 files, 100 path components,
+    /// 512 MiB pieces); one over a limit stops the torrent with an error naming it.
+    /// A [`Torrent`](metainfo::Torrent) given to [`Session::add`] was parsed by the
+    /// caller, within the limits it chose.
+    pub metainfo_limits: metainfo::Limits,
     /// The Mainline DHT (default `None`: off; the `rivulet` CLI turns it on unless
     /// `--no-dht`). Never used for private torrents.
     pub dht: Option<DhtConfig>,
@@ -128,6 +134,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             reconnect_interval: Duration::from_secs(3),
             metadata: MetadataConfig::default(),
+            metainfo_limits: metainfo::Limits::default(),
             dht: None,
             lsd: None,
             trackers: {

@@ -79,7 +79,8 @@ pub enum MetainfoError {
     OverLimit {
         /// Which limit.
         limit: crate::Limit,
-        /// The value the torrent claims.
+        /// The value the torrent claims (a v2 file tree's file count: the count where
+        /// the walk stopped, one over the limit).
         value: u64,
         /// The limit.
         max: u64,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bencode::{Dict, Value};
 use bytes::BytesMut;
-use metainfo::{InfoHash, InfoHashV1, InfoHashV2};
+use metainfo::{InfoHash, InfoHashV1, InfoHashV2, Limits};
 use peer_wire::{Decoder, ExtensionHandshake, Message, MetadataMessage};
 use rivulet::{AddOptions, Config, Session, TorrentSource};
 use sha1::Digest as _;
@@ -77,11 +77,20 @@ async fn serve_metadata(listener: TcpListener, wire_id: InfoHashV1, info: Vec<u8
 
 /// Adds `source` with the fake peer serving `info`; returns the torrent's error.
 async fn fetch_error(source: TorrentSource, wire_id: InfoHashV1, info: Vec<u8>) -> String {
+    fetch_error_with(Config::default(), source, wire_id, info).await
+}
+
+async fn fetch_error_with(
+    config: Config,
+    source: TorrentSource,
+    wire_id: InfoHashV1,
+    info: Vec<u8>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = tokio::spawn(serve_metadata(listener, wire_id, info));
     let dst = tempfile::tempdir().unwrap();
-    let session = Session::new(Config::default()).await.unwrap();
+    let session = Session::new(config).await.unwrap();
     let h = session
         .add(source, dst.path(), AddOptions::with_peers(vec![addr]))
         .await
@@ -136,4 +145,26 @@ async fn a_v1_info_dictionary_with_a_gigabyte_piece_is_refused() {
         e.contains("info.piece length: piece length 1073741824 is over the limit of 536870912"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_config_sets_the_limits_of_fetched_metadata() {
+    // 64 pieces of 16 KiB: fine by default, over a limit of 8.
+    let mut tree = Dict::new();
+    tree.insert(b"f", v2_file(1 << 20));
+    let mut info = Dict::new();
+    info.insert(b"file tree", Value::Dict(tree));
+    info.insert(b"meta version", Value::Int(2));
+    info.insert(b"name", "f".into());
+    info.insert(b"piece length", Value::Int(16384));
+    let info = Value::Dict(info).to_bytes();
+    let hash = InfoHashV2(sha2::Sha256::digest(&info).into());
+    let mut config = Config::default();
+    config.metainfo_limits = {
+        let mut l = Limits::default();
+        l.max_pieces = 8;
+        l
+    };
+    let e = fetch_error_with(config, TorrentSource::from(hash), hash.truncated(), info).await;
+    assert!(e.contains("piece count 64 is over the limit of 8"), "{e}");
 }
