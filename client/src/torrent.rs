@@ -1143,8 +1143,8 @@ impl ReadGate {
             let now = self.backlog.load(Ordering::Relaxed);
             if woken.is_err() && now >= last {
                 return Err(format!(
-                    "the peer reads nothing: {now} bytes queued for it did not shrink in {} s",
-                    self.stall.as_secs()
+                    "the peer reads nothing: {now} bytes queued for it did not shrink in {:?}",
+                    self.stall
                 ));
             }
             last = now;
