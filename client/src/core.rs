@@ -867,7 +867,12 @@ impl TorrentCore {
                     p.interest_dirty = true;
                 }
                 Event::Have(i) => {
-                    p.interest_dirty = true;
+                    // One new piece can only make us interested, and only in itself: no
+                    // scan of the whole bitfield per `have` (quadratic over a download
+                    // for a seed of a torrent with many pieces).
+                    if !p.state.am_interested() && self.picker.wants(i) {
+                        p.interest_dirty = true;
+                    }
                     if !p.counted.has(i) {
                         p.counted.set(i);
                         self.picker.add_peer_have(i);
@@ -1038,8 +1043,10 @@ impl TorrentCore {
         };
         // Reads for its requests, one batch at a time.
         if !p.reading && !p.to_read.is_empty() {
-            let live: Vec<BlockRequest> = p.state.peer_requests().copied().collect();
-            p.to_read.retain(|r| live.contains(r));
+            // Drop the ones cancelled meanwhile (sorted: both lists hold up to `reqq`).
+            let mut live: Vec<BlockRequest> = p.state.peer_requests().copied().collect();
+            live.sort_unstable();
+            p.to_read.retain(|r| live.binary_search(r).is_ok());
             let n = p.to_read.len().min(READ_BATCH);
             if n > 0 {
                 let batch: Vec<BlockRequest> = p.to_read.drain(..n).collect();
@@ -1224,6 +1231,41 @@ mod tests {
         };
         a.key_of_other = a.core.handle_connect(now, pa);
         b.key_of_other = b.core.handle_connect(now, pb);
+    }
+
+    /// Drains `n`'s actions, returning whether it sent `interested`.
+    fn sent_interested(n: &mut Node) -> bool {
+        let mut sent = false;
+        while let Some(a) = n.core.poll_action() {
+            sent |= matches!(a, Action::Send(_, Message::Interested));
+        }
+        sent
+    }
+
+    #[test]
+    fn a_have_makes_us_interested_only_in_a_piece_we_want() {
+        let total = 8 * PIECE as usize;
+        let now = Instant::now();
+        // A leech missing everything: the peer's empty bitfield is of no interest, its
+        // `have 3` is.
+        let mut leech = node(2, vec![0; total], false, total);
+        let mut other = node(3, vec![0; total], false, total);
+        connect(&mut leech, &mut other, now);
+        let k = leech.key_of_other.unwrap();
+        leech.core.handle_message(now, k, Message::HaveNone);
+        assert!(!sent_interested(&mut leech));
+        leech.core.handle_message(now, k, Message::Have(3));
+        assert!(sent_interested(&mut leech));
+        // A seed wants nothing: the leech's haves never make it interested.
+        let mut seed = node(1, content(total), true, total);
+        let mut peer = node(4, vec![0; total], false, total);
+        connect(&mut seed, &mut peer, now);
+        let k = seed.key_of_other.unwrap();
+        seed.core.handle_message(now, k, Message::HaveNone);
+        for i in 0..8 {
+            seed.core.handle_message(now, k, Message::Have(i));
+        }
+        assert!(!sent_interested(&mut seed));
     }
 
     #[test]

@@ -73,6 +73,13 @@ pub struct Picker {
     piece_count: u32,
     have: Vec<bool>,
     have_count: u32,
+    /// Kept up to date as pieces and priorities change, so status and completion are
+    /// O(1) (the driver asks after every event, and a torrent can have 2^21 pieces):
+    /// bytes of wanted pieces (priority > 0) in all, those we have, and how many
+    /// wanted pieces we still miss.
+    wanted_total: u64,
+    wanted_have: u64,
+    wanted_missing: u32,
     /// Pieces whose blocks are all in, being checked.
     pending_check: Vec<bool>,
     availability: Vec<u32>,
@@ -113,6 +120,9 @@ impl Picker {
             piece_count: n,
             have: vec![false; n as usize],
             have_count: 0,
+            wanted_total: 0,
+            wanted_have: 0,
+            wanted_missing: 0,
             pending_check: vec![false; n as usize],
             availability: vec![0; n as usize],
             piece_priority: vec![NORMAL; n as usize],
@@ -166,6 +176,7 @@ impl Picker {
             if h && !self.have[i] {
                 self.have[i] = true;
                 self.have_count += 1;
+                self.count_have(i as u32, true);
                 self.active.remove(&(i as u32));
             }
         }
@@ -192,12 +203,35 @@ impl Picker {
 
     /// Whether we have every piece we want (every piece of a file with priority > 0).
     pub fn is_complete(&self) -> bool {
-        (0..self.piece_count).all(|i| self.have[i as usize] || self.piece_priority[i as usize] == 0)
+        self.wanted_missing == 0
     }
 
-    /// The bytes of wanted pieces we have and still need: `(have, total)`.
+    /// The bytes of wanted pieces we have and in all: `(have, total)`.
     pub fn wanted_bytes(&self) -> (u64, u64) {
-        let (mut have, mut total) = (0u64, 0u64);
+        (self.wanted_have, self.wanted_total)
+    }
+
+    /// Piece `index` became had (`true`) or not had: the wanted counters follow.
+    fn count_have(&mut self, index: u32, had: bool) {
+        if self
+            .piece_priority
+            .get(index as usize)
+            .is_some_and(|&p| p > 0)
+        {
+            let l = u64::from(self.piece_len(index));
+            if had {
+                self.wanted_have += l;
+                self.wanted_missing = self.wanted_missing.saturating_sub(1);
+            } else {
+                self.wanted_have = self.wanted_have.saturating_sub(l);
+                self.wanted_missing += 1;
+            }
+        }
+    }
+
+    /// Recounts the wanted counters from scratch (after priorities changed).
+    fn recount_wanted(&mut self) {
+        let (mut have, mut total, mut missing) = (0u64, 0u64, 0u32);
         for i in 0..self.piece_count {
             if self.piece_priority[i as usize] == 0 {
                 continue;
@@ -206,14 +240,27 @@ impl Picker {
             total += l;
             if self.have[i as usize] {
                 have += l;
+            } else {
+                missing += 1;
             }
         }
-        (have, total)
+        (self.wanted_have, self.wanted_total, self.wanted_missing) = (have, total, missing);
     }
 
     /// Whether we want something `peer` has.
     pub fn interested_in(&self, peer: &Bitfield) -> bool {
+        // Nothing wanted (a seed, or every wanted piece had and no streaming window): no
+        // scan.
+        if self.wanted_missing == 0 && self.windows.is_empty() {
+            return false;
+        }
         (0..self.piece_count).any(|i| self.wanted(i) && peer.has(i))
+    }
+
+    /// Whether we want piece `index` (do not have it, and its files or a streaming
+    /// window want it).
+    pub fn wants(&self, index: u32) -> bool {
+        index < self.piece_count && self.wanted(index)
     }
 
     fn wanted(&self, i: u32) -> bool {
@@ -270,6 +317,7 @@ impl Picker {
         if self.file_pieces.is_empty() {
             self.piece_priority.fill(NORMAL);
         }
+        self.recount_wanted();
     }
 
     /// Sequential mode: new pieces in index order instead of rarest first.
@@ -548,6 +596,7 @@ impl Picker {
             if !*h {
                 *h = true;
                 self.have_count += 1;
+                self.count_have(index, true);
             }
         }
     }
@@ -560,6 +609,7 @@ impl Picker {
         {
             *h = false;
             self.have_count -= 1;
+            self.count_have(index, false);
         }
     }
 
@@ -784,6 +834,42 @@ mod tests {
     }
 
     proptest! {
+        // The O(1) counters behind `wanted_bytes` and `is_complete` agree with a recount
+        // over every piece after any mix of pieces had, lost and priorities changed.
+        #[test]
+        fn wanted_counters_match_a_recount(
+            files in prop::collection::vec(1u64..100_000, 1..6),
+            ops in prop::collection::vec((0u8..4, any::<u32>(), 0u8..3), 0..60),
+        ) {
+            let l = layout(&files, 16384);
+            let n = l.piece_count();
+            let mut p = Picker::new(&l, 1);
+            for (op, x, prio) in ops {
+                let i = x % n.max(1);
+                match op {
+                    0 => p.piece_verified(i),
+                    1 => p.piece_lost(i),
+                    2 => p.set_file_priority(x as usize % files.len(), prio),
+                    _ => {
+                        let have: Vec<bool> = (0..n).map(|j| (j ^ x) % 3 == 0).collect();
+                        p.set_have(&have);
+                    }
+                }
+                let (mut have, mut total) = (0u64, 0u64);
+                for j in 0..n {
+                    if p.piece_priority[j as usize] > 0 {
+                        total += u64::from(p.piece_len(j));
+                        if p.has(j) {
+                            have += u64::from(p.piece_len(j));
+                        }
+                    }
+                }
+                prop_assert_eq!(p.wanted_bytes(), (have, total));
+                let complete = (0..n).all(|j| p.has(j) || p.piece_priority[j as usize] == 0);
+                prop_assert_eq!(p.is_complete(), complete);
+            }
+        }
+
         #[test]
         fn swarm_completes_and_respects_peers_and_skips(
             files in prop::collection::vec(1u64..100_000, 1..5),
