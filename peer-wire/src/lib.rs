@@ -57,4 +57,4 @@ pub use message::{
     BLOCK_SIZE, Block, BlockRequest, DEFAULT_MAX_FRAME_LEN, Decoder, HashRequest, Hashes, Message,
     decode, id,
 };
-pub use state::{Event, PeerConfig, PeerState, ProtocolError, UsageError};
+pub use state::{Event, MAX_ALLOWED_FAST_IN, PeerConfig, PeerState, ProtocolError, UsageError};

@@ -231,6 +231,11 @@ pub enum Event {
 /// How many timed-out or cancelled requests we remember to accept late blocks.
 const MAX_LATE: usize = 512;
 
+/// Allowed-fast pieces accepted from one peer at most; later `allowed fast` messages
+/// are ignored (BEP 6 sets are about 10 pieces; without a bound a peer could make us
+/// keep one entry per piece of the torrent).
+pub const MAX_ALLOWED_FAST_IN: usize = 256;
+
 /// One peer connection's protocol state.
 ///
 /// ```
@@ -561,7 +566,9 @@ impl PeerState {
             Message::AllowedFast(i) => {
                 self.require_fast(&msg)?;
                 self.check_piece(i)?;
-                if self.allowed_fast_in.insert(i) {
+                if self.allowed_fast_in.len() < MAX_ALLOWED_FAST_IN
+                    && self.allowed_fast_in.insert(i)
+                {
                     self.events.push_back(Event::AllowedFast(i));
                 }
             }
@@ -912,6 +919,31 @@ mod tests {
         assert_eq!(
             p.request(now, req(0, 16384, 16384)),
             Err(UsageError::QueueFull(1))
+        );
+    }
+
+    #[test]
+    fn the_allowed_fast_set_taken_from_a_peer_is_bounded() {
+        let now = Instant::now();
+        let mut c = PeerConfig::new(100_000, 16384, 100_000 * 16384);
+        c.fast = true;
+        let mut p = PeerState::new(c);
+        p.handle_message(now, Message::HaveAll).unwrap();
+        for i in 0..1000 {
+            p.handle_message(now, Message::AllowedFast(i)).unwrap();
+        }
+        let allowed = drain(&mut p)
+            .1
+            .iter()
+            .filter(|e| matches!(e, Event::AllowedFast(_)))
+            .count();
+        assert_eq!(allowed, MAX_ALLOWED_FAST_IN);
+        // Pieces past the bound may not be requested while choked.
+        let first = MAX_ALLOWED_FAST_IN as u32 - 1;
+        p.request(now, req(first, 0, 16384)).unwrap();
+        assert_eq!(
+            p.request(now, req(first + 1, 0, 16384)),
+            Err(UsageError::Choked)
         );
     }
 
