@@ -19,7 +19,8 @@
 //! if their SHA-1 (v1), SHA-256 (v2) or both (hybrid) match the info hash; otherwise
 //! every peer that contributed is no longer asked, and the fetch starts over.
 //! Requests go to several peers at once (a few per peer), time out, and are retried
-//! elsewhere; a `reject` rests the peer for a while.
+//! elsewhere; a `reject` rests the peer for a while, and a peer that sent
+//! [`MAX_REJECTS`] rejects is not asked again (it cannot keep us asking forever).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use crate::picker::PeerKey;
+
+/// `reject` messages a peer may send before it is no longer asked for metadata.
+pub const MAX_REJECTS: u32 = 64;
 
 /// Limits of a metadata fetch.
 #[derive(Debug, Clone, Copy)]
@@ -126,8 +130,11 @@ struct FetchPeer {
     /// Pieces ever asked of it at the current size (its data for others is refused).
     asked: HashSet<u32>,
     resting_until: Option<Instant>,
-    /// It contributed to metadata that failed the hash check.
+    /// It is not asked again: it contributed to metadata that failed the hash check,
+    /// or sent [`MAX_REJECTS`] rejects.
     struck: bool,
+    /// `reject` messages received from it.
+    rejects: u32,
 }
 
 /// The sans-IO metadata fetch. See the [module docs](self).
@@ -263,11 +270,26 @@ impl MetadataFetch {
                 return Ok(Some(MetadataMessage::Reject { piece }));
             }
             MetadataMessage::Reject { piece } => {
-                if let Some(p) = self.peers.get_mut(&key)
-                    && p.outstanding.remove(&piece)
-                {
-                    p.resting_until = Some(now + self.config.reject_backoff);
-                    self.release(&[piece]);
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.rejects = p.rejects.saturating_add(1);
+                    let mut release = Vec::new();
+                    if p.outstanding.remove(&piece) {
+                        p.resting_until = Some(now + self.config.reject_backoff);
+                        release.push(piece);
+                    }
+                    let give_up = p.rejects >= MAX_REJECTS && !p.struck;
+                    if give_up {
+                        tracing::debug!(
+                            peer = key,
+                            "too many ut_metadata rejects: not asked again"
+                        );
+                        p.struck = true;
+                        release.extend(p.outstanding.drain());
+                    }
+                    self.release(&release);
+                    if give_up && self.size.is_some() && !self.is_done() && !self.size_has_peers() {
+                        self.choose_size();
+                    }
                 }
             }
             MetadataMessage::Data {
@@ -784,6 +806,51 @@ mod tests {
             f.handle_message(deadline, 1, MetadataMessage::Request { piece: 0 }),
             Ok(Some(MetadataMessage::Reject { piece: 0 }))
         );
+    }
+
+    #[test]
+    fn a_peer_that_keeps_rejecting_is_given_up() {
+        let data = info(2 * METADATA_PIECE_LEN);
+        let n = data.len() as u64;
+        let mut f = MetadataFetch::new(v1(&data), MetadataConfig::default());
+        let mut now = Instant::now();
+        f.handle_handshake(now, 1, &hs(n));
+        let mut rejected = 0;
+        // It rejects whatever it is asked, again and again (each reject rests it, then
+        // it is asked again).
+        for _ in 0..1000 {
+            while let Some((k, _, MetadataMessage::Request { piece })) = f.poll_request() {
+                assert_eq!(k, 1);
+                f.handle_message(now, k, MetadataMessage::Reject { piece })
+                    .unwrap();
+                rejected += 1;
+            }
+            now += Duration::from_secs(11);
+            f.handle_timeout(now);
+        }
+        assert!(rejected <= MAX_REJECTS, "{rejected} rejects, still asked");
+        assert!(f.poll_request().is_none());
+        // Unsolicited rejects count too, and an honest peer still completes it.
+        let mut g = MetadataFetch::new(v1(&data), MetadataConfig::default());
+        g.handle_handshake(now, 1, &hs(n));
+        while g.poll_request().is_some() {}
+        for _ in 0..MAX_REJECTS {
+            g.handle_message(now, 1, MetadataMessage::Reject { piece: 7 })
+                .unwrap();
+        }
+        g.handle_handshake(now, 2, &hs(n));
+        let asked: Vec<_> = std::iter::from_fn(|| g.poll_request()).collect();
+        assert!(
+            asked.iter().all(|r| r.0 == 2) && asked.len() == 2,
+            "{asked:?}"
+        );
+        for (k, _, m) in asked {
+            let MetadataMessage::Request { piece } = m else {
+                panic!()
+            };
+            g.handle_message(now, k, serve(&data, piece)).unwrap();
+        }
+        assert_eq!(g.take_metadata().as_deref(), Some(&data[..]));
     }
 
     #[test]
