@@ -4,9 +4,10 @@
 //!
 //! Nothing happens on private torrents (BEP 27): [`Pex::advertise`] leaves `ut_pex`
 //! out of our extension handshake, no message is sent, and received ones are ignored.
-//! What peers send is bounded: at most [`PexConfig::max_per_message`] addresses of a
-//! message are looked at, at most one message per peer per half interval is used, and
-//! the addresses already reported are remembered in a bounded set.
+//! What peers send is bounded: messages from a peer that did not announce `ut_pex` in
+//! its extension handshake are ignored, at most [`PexConfig::max_per_message`]
+//! addresses of a message are looked at, at most one message per peer per half
+//! interval is used, and the addresses already reported are remembered in a bounded set.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -120,7 +121,9 @@ impl Pex {
 
     /// A `ut_pex` message (sent under [`OUR_UT_PEX`]) from a peer: returns the newly
     /// learned addresses worth dialing (never seen before, not port 0, not
-    /// unspecified or multicast). `Err` if the message is malformed.
+    /// unspecified or multicast). A peer that did not announce `ut_pex` in its
+    /// extension handshake is ignored (it would escape the flood limit). `Err` if the
+    /// message is malformed.
     pub fn handle_message(
         &mut self,
         now: Instant,
@@ -130,16 +133,21 @@ impl Pex {
         if self.private {
             return Ok(Vec::new());
         }
+        let Some(p) = self.peers.get_mut(&key) else {
+            tracing::debug!(
+                peer = key,
+                "ut_pex message from a peer without ut_pex: ignored"
+            );
+            return Ok(Vec::new());
+        };
         let msg = PexMessage::parse(payload)?;
         // A peer that floods messages gets one used per half interval.
         let half = self.config.interval / 2;
-        if let Some(p) = self.peers.get_mut(&key) {
-            if p.last_used.is_some_and(|t| now < t + half) {
-                tracing::debug!(peer = key, "ut_pex message too soon: ignored");
-                return Ok(Vec::new());
-            }
-            p.last_used = Some(now);
+        if p.last_used.is_some_and(|t| now < t + half) {
+            tracing::debug!(peer = key, "ut_pex message too soon: ignored");
+            return Ok(Vec::new());
         }
+        p.last_used = Some(now);
         let mut fresh = Vec::new();
         for (addr, _flags) in msg.added.into_iter().take(self.config.max_per_message) {
             let ip = addr.ip();
@@ -344,6 +352,7 @@ mod tests {
                 .is_err()
         );
         // Only the first 50 of a long list are looked at.
+        pex.handle_handshake(t0, 2, &hs_pex(1));
         let mut big = PexMessage::default();
         for i in 0..500u32 {
             big.added.push((
@@ -355,6 +364,37 @@ mod tests {
             .handle_message(t0, 2, &Bytes::from(big.to_bytes()))
             .unwrap();
         assert_eq!(got.len(), 50);
+    }
+
+    #[test]
+    fn peers_without_ut_pex_are_not_heard() {
+        let mut pex = Pex::new(false, PexConfig::default());
+        let t0 = Instant::now();
+        let message = |port: u16| {
+            let mut m = PexMessage::default();
+            m.added
+                .push((SocketAddr::from(([10, 0, 0, 9], port)), PexFlags(0)));
+            Bytes::from(m.to_bytes())
+        };
+        // Never announced ut_pex: every message (none is rate-limited) is ignored.
+        for port in 1..=20 {
+            assert!(
+                pex.handle_message(t0, 1, &message(port))
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        // Announced it, then a later handshake withdrew it.
+        pex.handle_handshake(t0, 2, &hs_pex(3));
+        assert_eq!(pex.handle_message(t0, 2, &message(100)).unwrap().len(), 1);
+        pex.handle_handshake(t0, 2, &ExtensionHandshake::new());
+        let later = t0 + Duration::from_secs(60);
+        assert!(
+            pex.handle_message(later, 2, &message(101))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(pex.learned.len() == 1);
     }
 
     #[test]
@@ -389,6 +429,7 @@ mod tests {
         let mut pex = Pex::new(false, config);
         let t0 = Instant::now();
         for i in 0..100u16 {
+            pex.handle_handshake(t0, PeerKey::from(i), &hs_pex(1));
             let mut m = PexMessage::default();
             m.added
                 .push((SocketAddr::from(([10, 0, 0, 1], i + 1)), PexFlags(0)));
@@ -407,6 +448,7 @@ mod tests {
             let mut pex = Pex::new(false, PexConfig { max_learned: 64, ..PexConfig::default() });
             let t0 = Instant::now();
             for (i, p) in payloads.into_iter().enumerate() {
+                pex.handle_handshake(t0, i as PeerKey, &hs_pex(1));
                 let got = pex.handle_message(t0, i as PeerKey, &Bytes::from(p));
                 if let Ok(v) = got {
                     prop_assert!(v.len() <= 50);
