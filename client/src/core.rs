@@ -46,6 +46,10 @@ const HASH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// How long a peer that refused a hash request (or did not answer) is not asked again.
 const HASH_REFUSAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// `hash reject`s a peer may send before it is no longer asked for hashes (each
+/// refusal rests it for [`HASH_REFUSAL`]; without a bound it would be asked forever).
+pub const MAX_HASH_REJECTS: u32 = 64;
+
 /// A peer that alone sent this many pieces that failed their hash check is banned.
 /// A peer whose block is shown wrong by a good copy of the piece is banned at once.
 const MAX_STRIKES: u32 = 2;
@@ -215,6 +219,8 @@ struct CorePeer {
     to_read: Vec<BlockRequest>,
     reading: bool,
     interest_dirty: bool,
+    /// `hash reject`s received (at [`MAX_HASH_REJECTS`] it is not asked again).
+    hash_rejects: u32,
 }
 
 /// The sans-IO torrent core. See the [module docs](self).
@@ -514,6 +520,7 @@ impl TorrentCore {
                 to_read: Vec::new(),
                 reading: false,
                 interest_dirty: true,
+                hash_rejects: 0,
             },
         );
         self.by_id.insert(p.peer_id, key);
@@ -937,6 +944,7 @@ impl TorrentCore {
                     }
                 }
                 Event::Other(Message::HashReject(r)) => {
+                    p.hash_rejects = p.hash_rejects.saturating_add(1);
                     if let Some(n) = self
                         .hash_needs
                         .iter_mut()
@@ -1058,12 +1066,16 @@ impl TorrentCore {
             let want = self.picker.interested_in(p.state.peer_pieces());
             p.state.set_interested(want);
         }
-        // Hash requests nobody is answering, to this peer (a few at a time).
+        // Hash requests nobody is answering, to this peer (a few at a time), unless it
+        // refused too often.
         let mut asked = self
             .hash_needs
             .iter()
             .filter(|n| n.asked == Some(key))
             .count();
+        if p.hash_rejects >= MAX_HASH_REJECTS {
+            asked = usize::MAX;
+        }
         for n in &mut self.hash_needs {
             if asked >= 4 {
                 break;
@@ -1397,6 +1409,63 @@ mod tests {
             drain(&mut leech.core).1,
             "pieces are requested once the hashes are in"
         );
+    }
+
+    #[test]
+    fn a_peer_that_keeps_refusing_hashes_is_no_longer_asked() {
+        let total = 6 * PIECE as usize;
+        let mut leech = node(2, vec![0; total], false, total);
+        let req = peer_wire::HashRequest {
+            pieces_root: [5; 32],
+            base_layer: 1,
+            index: 0,
+            length: 8,
+            proof_layers: 2,
+        };
+        leech.core.set_hash_needs(vec![(req, 0..6)]);
+        let mut now = Instant::now();
+        let a = leech
+            .core
+            .handle_connect(
+                now,
+                NewPeer {
+                    peer_id: PeerId([7; 20]),
+                    reserved: Reserved::STANDARD,
+                    addr: None,
+                    outgoing: true,
+                },
+            )
+            .unwrap();
+        leech.core.handle_message(now, a, Message::HaveAll);
+        // It refuses every time it is asked, and sends refusals nobody asked for.
+        let mut asked = 0;
+        for _ in 0..200 {
+            asked += drain(&mut leech.core).0.len();
+            leech.core.handle_message(now, a, Message::HashReject(req));
+            leech.core.handle_message(now, a, Message::KeepAlive);
+            now += HASH_REFUSAL + std::time::Duration::from_secs(1);
+            leech.core.handle_timeout(now);
+        }
+        assert!(
+            asked <= MAX_HASH_REJECTS as usize,
+            "asked {asked} times after as many refusals"
+        );
+        assert!(drain(&mut leech.core).0.is_empty());
+        // Another peer is asked.
+        let b = leech
+            .core
+            .handle_connect(
+                now,
+                NewPeer {
+                    peer_id: PeerId([8; 20]),
+                    reserved: Reserved::STANDARD,
+                    addr: None,
+                    outgoing: true,
+                },
+            )
+            .unwrap();
+        leech.core.handle_message(now, b, Message::HaveAll);
+        assert_eq!(drain(&mut leech.core).0, vec![(b, req)]);
     }
 
     /// BEP 5: with the DHT on, each side sends its DHT port to a peer that set the DHT

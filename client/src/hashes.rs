@@ -11,12 +11,109 @@
 //! layer from the root of the requested run up to `base + proof_layers`, lowest first
 //! (as libtorrent's `merkle_tree::get_hashes` lays it out). Anything else is refused
 //! with `hash reject`.
+//!
+//! A [`HashServer`] answers for a torrent, keeping each peer within a [`HashBudget`]:
+//! every request costs [`REQUEST_COST`] before anything is looked up, whether it is
+//! answered or refused, and an answer costs its bytes; a request the budget cannot
+//! cover is refused without any work, so a peer cannot make us do unbounded work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use metainfo::{Info, merkle};
 use peer_wire::HashRequest;
 
 /// The most hashes one answer carries (libtorrent asks for at most 8192).
 pub const MAX_HASHES: u32 = 8192;
+
+/// What a hash request costs a peer's [`HashBudget`] (in bytes of hashes) before
+/// anything is looked up: a flood of requests that are all refused runs it dry too.
+pub const REQUEST_COST: usize = 512;
+
+/// Bytes of hash work one peer may still cause (see [`HashServer::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashBudget {
+    left: usize,
+}
+
+impl HashBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> HashBudget {
+        HashBudget { left: bytes }
+    }
+
+    /// A connection's budget for `info`: 4 times its piece layers, plus 1 MiB (room
+    /// for a peer that fetches every layer a few times over and asks some block hashes).
+    pub fn for_torrent(info: &Info) -> HashBudget {
+        let layers: usize = info.piece_layers.values().map(|l| l.len() * 32 * 4).sum();
+        HashBudget::new(layers.saturating_add(1 << 20))
+    }
+
+    /// The bytes left.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+}
+
+/// Answers peers' hash requests for one torrent: each file's tree is built once, on
+/// the first request for it, and every peer is kept within its [`HashBudget`].
+#[derive(Debug, Default)]
+pub struct HashServer {
+    /// Merkle trees of files peers asked hashes of (at most one per file).
+    trees: HashMap<merkle::Hash256, Arc<FileTree>>,
+    /// Requests looked at (answered or refused after a lookup).
+    looked_up: u64,
+}
+
+impl HashServer {
+    /// A server with no tree built yet.
+    pub fn new() -> HashServer {
+        HashServer::default()
+    }
+
+    /// The hashes answering `req` for `info`, charged to the asking peer's `budget`,
+    /// or `None` to reject it. The request costs [`REQUEST_COST`] plus the bytes
+    /// answered; if the budget cannot cover that cost with the largest answer the
+    /// request could have, it is refused before anything is looked up.
+    pub fn answer(
+        &mut self,
+        info: &Info,
+        budget: &mut HashBudget,
+        req: &HashRequest,
+    ) -> Option<Vec<merkle::Hash256>> {
+        let largest = if (2..=MAX_HASHES).contains(&req.length) {
+            (req.length as usize + req.proof_layers.min(64) as usize) * 32
+        } else {
+            0
+        };
+        if budget.left < REQUEST_COST.saturating_add(largest) {
+            return None;
+        }
+        budget.left -= REQUEST_COST;
+        self.looked_up += 1;
+        let tree = match self.trees.get(&req.pieces_root) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(FileTree::build(info, &req.pieces_root)?);
+                self.trees.insert(req.pieces_root, t.clone());
+                t
+            }
+        };
+        let hashes = tree.answer(req)?;
+        budget.left = budget.left.saturating_sub(hashes.len() * 32);
+        Some(hashes)
+    }
+
+    /// Requests looked at so far (each within some peer's budget).
+    pub fn looked_up(&self) -> u64 {
+        self.looked_up
+    }
+
+    /// Trees built so far (at most one per file).
+    pub fn trees(&self) -> usize {
+        self.trees.len()
+    }
+}
 
 /// The hashes answering `req` for the torrent `info`, or `None` to reject it. Builds
 /// the file's tree each time: a server answering many requests keeps a [`FileTree`].
@@ -290,6 +387,58 @@ mod tests {
             assert_eq!(check_answer(&bare, r, &bytes[..bytes.len() - 32]), None);
         }
         assert!(missing_layers(&t.info).is_empty());
+    }
+
+    #[test]
+    fn refused_requests_use_up_the_budget_and_a_dry_one_does_no_work() {
+        let (t, _) = v2(8_000_000);
+        let root = t.info.files[0].pieces_root.unwrap();
+        let good = HashRequest {
+            pieces_root: root,
+            base_layer: 1,
+            index: 0,
+            length: 256,
+            proof_layers: 7,
+        };
+        let mut server = HashServer::new();
+        let mut budget = HashBudget::for_torrent(&t.info);
+        let start = budget.left();
+        assert_eq!(
+            server.answer(&t.info, &mut budget, &good),
+            answer(&t.info, &good)
+        );
+        assert_eq!(start - budget.left(), REQUEST_COST + 256 * 32);
+        // A flood of requests that are all refused (unknown file, block layer, bad
+        // lengths): each costs, so the flood ends in requests refused unread.
+        let bogus = [
+            HashRequest {
+                pieces_root: [9; 32],
+                ..good
+            },
+            HashRequest {
+                base_layer: 0,
+                ..good
+            },
+            HashRequest { length: 0, ..good },
+            HashRequest {
+                length: u32::MAX,
+                ..good
+            },
+        ];
+        let mut refused = 0u64;
+        for i in 0..100_000 {
+            assert_eq!(server.answer(&t.info, &mut budget, &bogus[i % 4]), None);
+            refused += 1;
+        }
+        let looked = server.looked_up();
+        assert!(
+            looked <= 1 + (start / REQUEST_COST) as u64,
+            "{looked} of {refused} refused requests looked up"
+        );
+        // Dry: even a good request is refused, and nothing more is looked up.
+        assert_eq!(server.answer(&t.info, &mut budget, &good), None);
+        assert_eq!(server.looked_up(), looked);
+        assert_eq!(server.trees(), 1);
     }
 
     #[test]

@@ -986,13 +986,8 @@ pub(crate) async fn prepare(
         saved,
         save_lock: Arc::new(Mutex::new(0)),
         saves: 0,
-        trees: HashMap::new(),
-        hash_budget: info
-            .piece_layers
-            .values()
-            .map(|l| l.len() * 32 * 4)
-            .sum::<usize>()
-            .saturating_add(1 << 20),
+        hashes: crate::hashes::HashServer::new(),
+        hash_budget: crate::hashes::HashBudget::for_torrent(info),
         deferred: HashMap::new(),
         notify: None,
         send_backlog_peak: 0,
@@ -1021,8 +1016,8 @@ struct PeerIo {
     reader: tokio::task::AbortHandle,
     /// Small messages being encoded.
     out: BytesMut,
-    /// Bytes of BEP 52 hashes we may still send this peer.
-    hash_budget: usize,
+    /// BEP 52 hash work this peer may still cause.
+    hash_budget: crate::hashes::HashBudget,
     /// The connection's slot in the session's budget, freed with it.
     _permit: OwnedSemaphorePermit,
     /// Encoded chunks (piece payloads uncopied) for the writer's next vectored write.
@@ -1183,10 +1178,10 @@ pub(crate) struct Driver {
     /// Saves started (each numbered): a save that starts late (the blocking pool is
     /// busy) must not overwrite a newer one with fewer pieces.
     saves: u64,
-    /// Merkle trees of files peers asked hashes of (at most one per file).
-    trees: HashMap<[u8; 32], Arc<crate::hashes::FileTree>>,
-    /// Bytes of hashes each peer may get (see [`Driver::hash_answer`]).
-    hash_budget: usize,
+    /// Answers peers' hash requests (a tree per file, built once).
+    hashes: crate::hashes::HashServer,
+    /// The hash work each peer may cause (see [`Driver::hash_answer`]).
+    hash_budget: crate::hashes::HashBudget,
     /// Upload reads held back while the peer's writer has [`BACKLOG_HIGH`] queued (a
     /// peer that requests but does not read cannot make us buffer without bound).
     deferred: HashMap<PeerKey, Vec<BlockRequest>>,
@@ -1337,23 +1332,13 @@ impl Driver {
     }
 
     /// The answer to a peer's hash request, from a cached tree of the file, within the
-    /// peer's budget of hash bytes (4 times the torrent's piece layers, plus 1 MiB):
-    /// a peer cannot make us build trees or queue answers without end.
+    /// peer's budget ([`crate::hashes::HashBudget::for_torrent`]; refused requests
+    /// cost too): a peer cannot make us build trees, look up or queue answers without
+    /// end.
     fn hash_answer(&mut self, key: PeerKey, req: &peer_wire::HashRequest) -> Option<Vec<[u8; 32]>> {
-        let info = self.storage.info();
-        let tree = match self.trees.get(&req.pieces_root) {
-            Some(t) => t.clone(),
-            None => {
-                let t = Arc::new(crate::hashes::FileTree::build(info, &req.pieces_root)?);
-                self.trees.insert(req.pieces_root, t.clone());
-                t
-            }
-        };
-        let hashes = tree.answer(req)?;
         let io = self.io.get_mut(&key)?;
-        let cost = hashes.len() * 32;
-        io.hash_budget = io.hash_budget.checked_sub(cost)?;
-        Some(hashes)
+        self.hashes
+            .answer(self.storage.info(), &mut io.hash_budget, req)
     }
 
     /// Syncs the data (the write-back cache written out, then `fsync`) and, if that
