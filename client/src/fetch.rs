@@ -51,7 +51,55 @@ type Stream = handshake::PeerStream<TcpStream>;
 /// Messages kept per connection for the torrent core at most; a peer that sends more
 /// before the metadata is there is closed at the handover (and dialed again, if we
 /// can).
-const MAX_REPLAY: usize = 4096;
+pub(crate) const MAX_REPLAY: usize = 4096;
+
+/// Bytes (as encoded) of the messages kept per connection for the torrent core at
+/// most: 4096 messages of up to a frame each would be gigabytes. A real peer's
+/// bitfield, extension handshake and a few `have`s are far below (1 MiB is the
+/// bitfield of 8 million pieces).
+pub(crate) const MAX_REPLAY_BYTES: usize = 1 << 20;
+
+/// A connection's messages kept for the torrent core until the handover, bounded in
+/// number ([`MAX_REPLAY`]) and bytes ([`MAX_REPLAY_BYTES`]). Past either bound nothing
+/// more is kept, what was is dropped, and the connection is not handed over.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    msgs: Vec<Message>,
+    bytes: usize,
+    overflowed: bool,
+}
+
+impl Replay {
+    /// Keeps `msg` for the torrent core, if the bounds allow.
+    pub(crate) fn keep(&mut self, msg: &Message) {
+        if self.overflowed {
+            return;
+        }
+        let len = msg.encoded_len();
+        if self.msgs.len() >= MAX_REPLAY || self.bytes.saturating_add(len) > MAX_REPLAY_BYTES {
+            self.overflowed = true;
+            self.msgs = Vec::new();
+            self.bytes = 0;
+            return;
+        }
+        self.bytes += len;
+        self.msgs.push(msg.clone());
+    }
+
+    /// Whether every message was kept (the connection can be handed over).
+    pub(crate) fn is_complete(&self) -> bool {
+        !self.overflowed
+    }
+
+    /// Messages and encoded bytes held now.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        (self.msgs.len(), self.bytes)
+    }
+
+    fn into_messages(self) -> Vec<Message> {
+        self.msgs
+    }
+}
 
 /// How long the handover may wait for the readers and writers to stop.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,9 +252,7 @@ struct Conn {
     reserved: Reserved,
     outgoing: bool,
     /// The peer's messages for the torrent core, in order.
-    replay: Vec<Message>,
-    /// Whether all of them were kept.
-    replay_ok: bool,
+    replay: Replay,
     addr: Option<SocketAddr>,
     /// Where it can be dialed: the address we dialed, or its IP and announced port.
     listen: Option<SocketAddr>,
@@ -364,7 +410,7 @@ impl<'a> Phase1<'a> {
         let now = Instant::now();
         let mut waiting = HashSet::new();
         for (&key, c) in self.conns.iter_mut() {
-            if c.replay_ok
+            if c.replay.is_complete()
                 && let Some(stop) = c.stop.take()
                 && stop.send(()).is_ok()
             {
@@ -395,7 +441,7 @@ impl<'a> Phase1<'a> {
             let Some(c) = self.conns.remove(&key) else {
                 continue;
             };
-            if !c.replay_ok {
+            if !c.replay.is_complete() {
                 debug!(
                     peer = key,
                     "too many messages before the metadata: not handed over"
@@ -418,7 +464,7 @@ impl<'a> Phase1<'a> {
                     addr: c.addr,
                     outgoing: c.outgoing,
                 },
-                replay: c.replay,
+                replay: c.replay.into_messages(),
                 permit: c._permit,
             });
         }
@@ -574,11 +620,7 @@ impl<'a> Phase1<'a> {
             _ => true,
         };
         if for_core && let Some(c) = self.conns.get_mut(&key) {
-            if c.replay.len() < MAX_REPLAY {
-                c.replay.push(msg.clone());
-            } else {
-                c.replay_ok = false;
-            }
+            c.replay.keep(&msg);
         }
         let Message::Extended { id, payload } = msg else {
             // Availability, choking, requests: kept for the torrent core.
@@ -746,8 +788,7 @@ impl<'a> Phase1<'a> {
                 peer_id: id,
                 reserved: conn.established.reserved,
                 outgoing,
-                replay: Vec::new(),
-                replay_ok: true,
+                replay: Replay::default(),
                 addr: conn.peer_addr,
                 listen: if outgoing { conn.peer_addr } else { None },
                 metadata_id: None,
@@ -760,5 +801,37 @@ async fn recv_incoming(rx: &mut Incoming) -> Option<PeerConnection<TcpStream>> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_is_bounded_in_bytes_not_only_in_messages() {
+        let mut r = Replay::default();
+        r.keep(&Message::Bitfield(Bytes::from(vec![0xff; 1000])));
+        r.keep(&Message::Have(3));
+        assert!(r.is_complete());
+        assert_eq!(r.held().0, 2);
+        // Large extended messages for an extension we did not announce: far fewer than
+        // MAX_REPLAY, but more than MAX_REPLAY_BYTES.
+        let big = Message::Extended {
+            id: 9,
+            payload: Bytes::from(vec![b'x'; 16 * 1024]),
+        };
+        for _ in 0..100 {
+            r.keep(&big);
+            assert!(r.held().1 <= MAX_REPLAY_BYTES);
+        }
+        assert!(!r.is_complete(), "1.6 MiB kept for the core");
+        assert_eq!(r.held(), (0, 0), "what was kept is dropped");
+        // The count bound still holds.
+        let mut r = Replay::default();
+        for i in 0..=MAX_REPLAY as u32 {
+            r.keep(&Message::Have(i));
+        }
+        assert!(!r.is_complete());
     }
 }

@@ -161,6 +161,8 @@ pub mod discovery;
 mod disk;
 mod ext;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hashes;
 pub mod lsd;
 pub mod metadata;

@@ -58,7 +58,7 @@ const MIN_ANNOUNCE_GAP: Duration = Duration::from_secs(60);
 const REPORT_GAP: Duration = Duration::from_secs(60);
 
 /// Distinct (peer, torrent) pairs remembered for [`REPORT_GAP`] at most.
-const MAX_REPORTED: usize = 4096;
+pub(crate) const MAX_REPORTED: usize = 4096;
 
 /// Local service discovery settings.
 #[derive(Debug, Clone)]
@@ -254,15 +254,29 @@ struct Registered {
 
 /// The sans-IO part of LSD: what to announce when, and what to report.
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     cookie: String,
     bucket: Bucket,
     reported: HashMap<(SocketAddr, [u8; 20]), Instant>,
 }
 
 impl State {
+    /// A receiver whose own announces carry `cookie`.
+    pub(crate) fn new(cookie: String, now: Instant) -> State {
+        State {
+            cookie,
+            bucket: Bucket::new(MAX_PER_SECOND, now),
+            reported: HashMap::new(),
+        }
+    }
+
+    /// (peer, torrent) pairs remembered as reported.
+    pub(crate) fn reported_len(&self) -> usize {
+        self.reported.len()
+    }
+
     /// A datagram from `from`: the (peer, torrent) pairs to report.
-    fn receive(
+    pub(crate) fn receive(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -441,11 +455,7 @@ async fn run(
     mut wake: mpsc::Receiver<()>,
 ) {
     let interval = c.interval.max(MIN_ANNOUNCE_GAP);
-    let mut state = State {
-        cookie: cookie.clone(),
-        bucket: Bucket::new(MAX_PER_SECOND, Instant::now()),
-        reported: HashMap::new(),
-    };
+    let mut state = State::new(cookie.clone(), Instant::now());
     let (tx, mut rx) = mpsc::channel::<(SocketAddr, Vec<u8>)>(64);
     let sockets: Vec<(Arc<UdpSocket>, SocketAddr)> =
         sockets.into_iter().map(|(s, g)| (Arc::new(s), g)).collect();
