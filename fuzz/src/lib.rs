@@ -1,5 +1,11 @@
 //! Fuzz entry points shared by the libFuzzer binaries and the corpus replay test.
+//!
+//! The parsers' targets are here; the client's state machines' targets are in
+//! [`client`] (re-exported).
 #![warn(missing_docs)]
+
+pub mod client;
+pub use client::{core_session, hash_exchange, lsd, metadata_fetch, pex, resume_check};
 
 /// Decode arbitrary bytes as bencode (strict and lenient); must never panic. A strict
 /// success re-encodes to exactly the input; a lenient success re-encodes to canonical
