@@ -47,7 +47,7 @@ const HASH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 const HASH_REFUSAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `hash reject`s a peer may send before it is no longer asked for hashes (each
-/// refusal rests it for [`HASH_REFUSAL`]; without a bound it would be asked forever).
+/// refusal rests it for a minute; without a bound it would be asked forever).
 pub const MAX_HASH_REJECTS: u32 = 64;
 
 /// A peer that alone sent this many pieces that failed their hash check is banned.
