@@ -970,6 +970,7 @@ pub(crate) async fn prepare(
         config,
         limits,
         paused: options.paused,
+        stopped_on_error: false,
         info_hash,
         storage,
         shared,
@@ -1154,6 +1155,9 @@ pub(crate) struct Driver {
     limits: Limits,
     /// Paused: no connections, no dialing ([`TorrentHandle::pause`]).
     pub(crate) paused: bool,
+    /// Stopped on a storage error, until resumed: pieces the hasher stores meanwhile
+    /// (checked before the stop, reported after it) are dropped like the cache was.
+    stopped_on_error: bool,
     info_hash: InfoHashV1,
     storage: Arc<Storage>,
     pub(crate) shared: Arc<Shared>,
@@ -1309,6 +1313,7 @@ impl Driver {
                     Some(TorrentCmd::Resume) => {
                         if std::mem::take(&mut self.paused) {
                             // A storage error is tried again.
+                            self.stopped_on_error = false;
                             self.core.clear_error();
                             info!("resumed");
                             self.dial(&utx);
@@ -1404,8 +1409,17 @@ impl Driver {
     /// (its status keeps the error) rather than fetch pieces it cannot store; the
     /// session and its other torrents go on. [`TorrentHandle::resume`] tries again.
     fn stop_on_error(&mut self) {
-        // Verified pieces not yet written are not had any more: the status (and the
-        // resume file) claim only pieces on disk; they are fetched again on resume.
+        self.stopped_on_error = true;
+        self.drop_unwritten();
+        if !self.paused {
+            warn!("paused on a storage error (resume tries again)");
+            self.pause();
+        }
+    }
+
+    /// Verified pieces not yet written are not had any more: the status (and the
+    /// resume file) claim only pieces on disk; they are fetched again on resume.
+    fn drop_unwritten(&mut self) {
         let lost = self.storage.discard_cache();
         if !lost.is_empty() {
             warn!(
@@ -1416,10 +1430,6 @@ impl Driver {
                 self.shared.unset(p);
             }
             self.core.handle_pieces_lost(&lost);
-        }
-        if !self.paused {
-            warn!("paused on a storage error (resume tries again)");
-            self.pause();
         }
     }
 
@@ -1500,9 +1510,14 @@ impl Driver {
                     self.shared.set(index);
                 }
                 let failed = matches!(result, PieceCheck::StorageFailed(_));
+                let stored = result == PieceCheck::Stored;
                 self.core.handle_piece_checked(now, index, result);
                 if failed {
                     self.stop_on_error();
+                } else if stored && self.stopped_on_error {
+                    // Checked before the stop: it went into a cache that cannot be
+                    // written out now (the flusher reports a failure only once).
+                    self.drop_unwritten();
                 }
             }
             Input::FlushFailed(pieces, e) => {
