@@ -123,7 +123,7 @@ class Bench:
 
     def seed(self, kind, torrent, src):
         if kind.startswith("rivulet"):
-            extra = ["--sendfile"] if kind == "rivulet --sendfile" else []
+            extra = ["--no-sendfile"] if kind == "rivulet --no-sendfile" else []
             p = Proc([self.rivulet, "seed", torrent, src, "--listen", "127.0.0.1:0",
                       "--encryption", "disabled", "--timeout", "3600", *extra], stdin=False)
             line = p.expect("listening on ", 120)
@@ -234,7 +234,7 @@ def main():
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed first transfer")
     ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv,fl-fl",
-                    help="lt: libtorrent, rv: rivulet, rs: rivulet seeding with --sendfile (seed side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
+                    help="lt: libtorrent, rv: rivulet, rr: rivulet seeding with --no-sendfile (seed side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
                     "(floor.c; fl: sendfile seed, fr: pread + send seed, fm: leech receiving "
                     "into a mapping of the file)")
     ap.add_argument("--floor", help="the floor.c binary (fl-fl, fr-fr pairs)")
@@ -251,7 +251,7 @@ def main():
         torrent = os.path.join(work, "payload.torrent")
         subprocess.run([args.rivulet, "create", os.path.join(src, "payload.bin"), "-o", torrent,
                         "--version", "v1"], check=True, stdout=subprocess.DEVNULL)
-        names = {"lt": "libtorrent", "rv": "rivulet", "rs": "rivulet --sendfile"}
+        names = {"lt": "libtorrent", "rv": "rivulet", "rr": "rivulet --no-sendfile"}
         rows = []
         if args.warmup:
             # Untimed: the first transfer after creating the data pays for fresh memory

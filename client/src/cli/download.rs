@@ -261,9 +261,12 @@ pub(crate) struct SeedArgs {
     #[command(flatten)]
     cache: CacheArgs,
     /// Send piece payloads straight from the files with sendfile(2) on plaintext
-    /// connections (Linux): less CPU for the seed.
-    #[arg(long)]
+    /// connections (Linux; the default): less CPU for the seed.
+    #[arg(long, overrides_with = "no_sendfile")]
     sendfile: bool,
+    /// Read piece payloads into memory and send them from there instead of sendfile(2).
+    #[arg(long, overrides_with = "sendfile")]
+    no_sendfile: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -541,7 +544,7 @@ fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
         a.cache.apply(&mut config)?;
         config.upload_limit = a.upload_limit;
         config.download_limit = a.download_limit;
-        config.sendfile = a.sendfile;
+        config.sendfile = !a.no_sendfile;
         let session = Session::new(config)
             .await
             .map_err(|e| listen_error(a.listen, e))?;

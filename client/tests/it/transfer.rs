@@ -218,20 +218,27 @@ fn rivulet_seed_to_rivulet_download_hybrid() {
     seed_to_download("hybrid");
 }
 
-/// A seed sending with sendfile: v1 blocks straddle files (two ranges for one block);
-/// hybrid pieces end in padding (those blocks are read); with MSE required on both sides
-/// (RC4) every block is read to be encrypted.
+/// A seed sending with sendfile (the default): v1 blocks straddle files (two ranges for
+/// one block); hybrid pieces end in padding (those blocks are read); with MSE required
+/// on both sides (RC4) every block is read to be encrypted. And the same torrents from
+/// a seed told `--no-sendfile` (every block read into memory).
 #[test]
-fn rivulet_seed_with_sendfile_to_rivulet_download() {
-    for (version, enc) in [("v1", "enabled"), ("hybrid", "enabled"), ("v1", "required")] {
+fn rivulet_seed_with_and_without_sendfile_to_rivulet_download() {
+    for (version, enc, send) in [
+        ("v1", "enabled", "--sendfile"),
+        ("hybrid", "enabled", "--sendfile"),
+        ("v1", "required", "--sendfile"),
+        ("v1", "enabled", "--no-sendfile"),
+        ("hybrid", "enabled", "--no-sendfile"),
+    ] {
         let src = tempfile::tempdir().unwrap();
         let dst = tempfile::tempdir().unwrap();
         let torrent = make_torrent(src.path(), version);
-        let seed_args = ["--sendfile", "--encryption", enc];
+        let seed_args = [send, "--encryption", enc];
         let (_seed, port) = rivulet_seed_with(&torrent, src.path(), &seed_args);
         let o = download_with(&torrent, dst.path(), port, 60, &["--encryption", enc]);
         let v = result_json(&o);
-        assert_eq!(v["complete"], true, "{version} {enc}");
+        assert_eq!(v["complete"], true, "{version} {enc} {send}");
         assert_same_content(src.path(), dst.path());
     }
 }
@@ -466,6 +473,12 @@ fn libtorrent_downloads_from_a_rivulet_seed() {
 #[test]
 fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_sending_with_sendfile() {
     rivulet_seed_to_libtorrent("v1", 2, &["--sendfile"]);
+}
+
+/// The same from a seed told `--no-sendfile`: every block is read into memory first.
+#[test]
+fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_without_sendfile() {
+    rivulet_seed_to_libtorrent("v1", 2, &["--no-sendfile"]);
 }
 
 /// libtorrent forcing RC4: the rivulet seed reads and encrypts what it sends, sendfile
