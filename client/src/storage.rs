@@ -1248,6 +1248,35 @@ mod tests {
         make(src, Version::V1, &[("one.bin", pieces * 32768 - 1000)])
     }
 
+    /// A torrent made by `torrent` in a new source directory, the storage over that
+    /// content (`from`) and over a new empty directory (`to`, with a write-back cache of
+    /// `cache` bytes; 0: none). The directories live as long as the fixture.
+    struct Copy {
+        t: Torrent,
+        from: Storage,
+        to: Storage,
+        _src: tempfile::TempDir,
+        dst: tempfile::TempDir,
+    }
+
+    fn copy(torrent: impl FnOnce(&Path) -> Torrent, cache: usize) -> Copy {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let t = torrent(src.path());
+        let from = Storage::new(&t.info, src.path()).unwrap();
+        let mut to = Storage::new(&t.info, dst.path()).unwrap();
+        if cache > 0 {
+            to = to.with_cache(cache);
+        }
+        Copy {
+            t,
+            from,
+            to,
+            _src: src,
+            dst,
+        }
+    }
+
     #[test]
     fn without_a_cache_a_piece_is_written_at_once() {
         let src = tempfile::tempdir().unwrap();
@@ -1288,16 +1317,11 @@ mod tests {
 
     #[test]
     fn adjacent_pieces_are_written_in_one_vectored_write_per_file_run() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = single(src.path(), 10);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(64 << 20);
+        let c = copy(|s| single(s, 10), 64 << 20);
+        let Copy { from, to, .. } = &c;
         // 0..=3 and 5..=9: two runs; stored out of order.
         for p in [3, 1, 0, 2, 9, 5, 7, 6, 8] {
-            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            to.store_piece(p, blocks_of(from, p)).unwrap();
         }
         assert_eq!(to.verify_existing().unwrap().count_good(), 0);
         let stats = to.flush(Flush::All, "test").unwrap();
@@ -1312,15 +1336,10 @@ mod tests {
 
         // Several files: one write per file the pieces cover (padding and the empty
         // file take none), whatever the piece boundaries.
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = make(src.path(), Version::V1, FILES);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(64 << 20);
+        let c = copy(|s| make(s, Version::V1, FILES), 64 << 20);
+        let Copy { t, from, to, .. } = &c;
         for p in 0..t.info.piece_count() {
-            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            to.store_piece(p, blocks_of(from, p)).unwrap();
         }
         let stats = to.flush(Flush::All, "test").unwrap();
         assert_eq!(stats.writes, 4, "{stats:?}");
@@ -1330,24 +1349,19 @@ mod tests {
 
     #[test]
     fn a_due_flush_waits_for_the_age_or_the_watermark() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = single(src.path(), 8);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(4 * 32768);
+        let c = copy(|s| single(s, 8), 4 * 32768);
+        let Copy { from, to, .. } = &c;
         let long = Flush::Due {
             max_age: Duration::from_secs(3600),
         };
-        to.store_piece(0, blocks_of(&from, 0)).unwrap();
-        to.store_piece(1, blocks_of(&from, 1)).unwrap();
+        to.store_piece(0, blocks_of(from, 0)).unwrap();
+        to.store_piece(1, blocks_of(from, 1)).unwrap();
         assert!(!to.cache_over_watermark());
         assert_eq!(to.flush(long, "test").unwrap().pieces, 0);
-        to.store_piece(2, blocks_of(&from, 2)).unwrap();
+        to.store_piece(2, blocks_of(from, 2)).unwrap();
         assert!(to.cache_over_watermark());
         assert_eq!(to.flush(long, "test").unwrap().pieces, 3);
-        to.store_piece(3, blocks_of(&from, 3)).unwrap();
+        to.store_piece(3, blocks_of(from, 3)).unwrap();
         let now = Flush::Due {
             max_age: Duration::ZERO,
         };
@@ -1357,14 +1371,9 @@ mod tests {
 
     #[test]
     fn reads_see_cached_pieces_before_they_are_written() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = single(src.path(), 4);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(1 << 20);
-        let blocks = blocks_of(&from, 2);
+        let c = copy(|s| single(s, 4), 1 << 20);
+        let Copy { from, to, dst, .. } = &c;
+        let blocks = blocks_of(from, 2);
         let data = from.read_block(2, 0, 32768).unwrap();
         to.store_piece(2, blocks.clone()).unwrap();
         // Nothing on disk yet.
@@ -1392,23 +1401,18 @@ mod tests {
 
     #[test]
     fn sync_and_finish_write_the_cache_out() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = make(src.path(), Version::Hybrid, FILES);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(64 << 20);
+        let c = copy(|s| make(s, Version::Hybrid, FILES), 64 << 20);
+        let Copy { t, from, to, .. } = &c;
         let n = t.info.piece_count();
         for p in 0..n / 2 {
-            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            to.store_piece(p, blocks_of(from, p)).unwrap();
         }
         assert_eq!(to.verify_existing().unwrap().count_good(), 0);
         to.sync().unwrap();
         assert_eq!(to.cached_bytes(), 0);
         assert_eq!(to.verify_existing().unwrap().count_good(), (n / 2) as usize);
         for p in n / 2..n {
-            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            to.store_piece(p, blocks_of(from, p)).unwrap();
         }
         to.finish().unwrap();
         assert_eq!(to.cached_bytes(), 0);
@@ -1418,7 +1422,7 @@ mod tests {
         let to = Storage::new(&t.info, dst.path())
             .unwrap()
             .with_cache(64 << 20);
-        to.store_piece(1, blocks_of(&from, 1)).unwrap();
+        to.store_piece(1, blocks_of(from, 1)).unwrap();
         drop(to);
         let check = Storage::new(&t.info, dst.path()).unwrap();
         assert!(check.verify_existing().unwrap().get(1));
@@ -1426,15 +1430,12 @@ mod tests {
 
     #[test]
     fn a_failed_flush_keeps_its_pieces_cached_and_not_durable() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let t = single(src.path(), 6);
-        let from = Storage::new(&t.info, src.path()).unwrap();
-        let to = Storage::new(&t.info, dst.path())
-            .unwrap()
-            .with_cache(64 << 20);
+        let c = copy(|s| single(s, 6), 64 << 20);
+        let Copy {
+            t, from, to, dst, ..
+        } = &c;
         for p in 0..6 {
-            to.store_piece(p, blocks_of(&from, p)).unwrap();
+            to.store_piece(p, blocks_of(from, p)).unwrap();
         }
         // A directory where the file goes: opening it for writing fails.
         let target = dst.path().join("content/one.bin");
@@ -1458,9 +1459,9 @@ mod tests {
         let small = Storage::new(&t.info, dst.path())
             .unwrap()
             .with_cache(2 * 32768);
-        small.store_piece(0, blocks_of(&from, 0)).unwrap();
-        small.store_piece(1, blocks_of(&from, 1)).unwrap();
-        assert!(small.store_piece(2, blocks_of(&from, 2)).is_err());
+        small.store_piece(0, blocks_of(from, 0)).unwrap();
+        small.store_piece(1, blocks_of(from, 1)).unwrap();
+        assert!(small.store_piece(2, blocks_of(from, 2)).is_err());
         assert!(!small.is_cached(2));
         small.discard_cache();
         // Once the path is writable, the same pieces go out.
