@@ -7,16 +7,28 @@
 //!   16 KiB blocks) to each other in memory: requests, pieces, haves and the picker,
 //!   hash checks answered as good without hashing. Throughput is that of the two cores'
 //!   bookkeeping together.
+//! - `picker/start_10k_of_2m_pieces`: a leech of a torrent of 2^21 pieces of 16 KiB,
+//!   with one seed connected, starts, receives and verifies 10,000 new pieces (one block
+//!   each, rarest first among ties at random). The picker is rebuilt (untimed) when
+//!   fewer than 10,000 pieces are left.
+//! - `picker/seed_joins_and_leaves_2m_pieces`, `picker/half_peer_joins_and_leaves_2m_pieces`:
+//!   on that leech, a peer with every piece (or every other piece) connects (bitfield),
+//!   the leech starts and gets one piece from it, the peer disconnects, the leech gets
+//!   one more piece from the seed: the availability of the peer's pieces goes up and
+//!   down around picks.
+//! - `picker/download_100k_pieces`: a whole download of 100,000 pieces of 16 KiB from a
+//!   seed and four peers with half the pieces each, picking 16 blocks per peer per round
+//!   (picker setup included).
 //!
 //! `cargo bench -p rivulet --bench core`
 #![allow(missing_docs)] // criterion_main! generates an undocumented `main`.
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use handshake::{PeerId, Reserved};
 use metainfo::{LayoutMode, PieceLayout};
-use peer_wire::{Block, Message, PeerConfig};
+use peer_wire::{Bitfield, Block, Message, PeerConfig};
 use rivulet::core::{Action, CoreConfig, NewPeer, PieceCheck, TorrentCore};
 use rivulet::picker::{PeerKey, Picker};
 
@@ -118,5 +130,106 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A leech picker of `pieces` pieces of 16 KiB (one block each), with `peers` counted.
+fn leech_picker(pieces: u32, peers: &[Bitfield]) -> Picker {
+    let layout = PieceLayout::new(16384, LayoutMode::V1, [(u64::from(pieces) * 16384, false)])
+        .expect("a valid layout");
+    let mut p = Picker::new(&layout, 7);
+    for f in peers {
+        p.add_peer_pieces(f);
+    }
+    p
+}
+
+/// Picks up to `max` blocks from `peer` and delivers them, verifying complete pieces.
+/// Returns how many blocks came.
+fn fetch(p: &mut Picker, peer: PeerKey, has: &Bitfield, max: usize) -> usize {
+    let reqs = p.pick(peer, has, max);
+    for r in &reqs {
+        if let Some(i) = p.block_received(peer, r).piece_complete {
+            p.piece_verified(i);
+        }
+    }
+    reqs.len()
+}
+
+fn bench_picker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("picker");
+
+    let n = 1u32 << 21;
+    let batch = 10_000u32;
+    let seed = Bitfield::full(n);
+    let mut p = leech_picker(n, std::slice::from_ref(&seed));
+    g.throughput(Throughput::Elements(u64::from(batch)));
+    g.sample_size(10);
+    g.bench_function("start_10k_of_2m_pieces", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                if n - p.have_count() < batch {
+                    p = leech_picker(n, std::slice::from_ref(&seed));
+                }
+                let t = Instant::now();
+                for _ in 0..batch {
+                    fetch(&mut p, 1, &seed, 1);
+                }
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+
+    // A started download (the picker's buckets are built by the first pick).
+    let mut p = leech_picker(n, std::slice::from_ref(&seed));
+    fetch(&mut p, 1, &seed, 1);
+    let mut half = Bitfield::new(n);
+    for i in (0..n).step_by(2) {
+        half.set(i);
+    }
+    g.throughput(Throughput::Elements(1));
+    for (name, f) in [
+        ("seed_joins_and_leaves_2m_pieces", &seed),
+        ("half_peer_joins_and_leaves_2m_pieces", &half),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                p.add_peer_pieces(f);
+                fetch(&mut p, 2, f, 1);
+                p.remove_peer(2, f);
+                fetch(&mut p, 1, &seed, 1);
+                if n - p.have_count() < 1000 {
+                    p = leech_picker(n, std::slice::from_ref(&seed));
+                }
+            })
+        });
+    }
+
+    let n = 100_000u32;
+    let mut peers: Vec<Bitfield> = (0..4u32)
+        .map(|k| {
+            let mut f = Bitfield::new(n);
+            for i in 0..n {
+                if (i.wrapping_mul(2_654_435_761) >> (k * 4 + 3)) & 1 == 0 {
+                    f.set(i);
+                }
+            }
+            f
+        })
+        .collect();
+    peers.push(Bitfield::full(n));
+    g.throughput(Throughput::Elements(u64::from(n)));
+    g.bench_function("download_100k_pieces", |b| {
+        b.iter(|| {
+            let mut p = leech_picker(n, &peers);
+            while !p.is_complete() {
+                for (k, f) in peers.iter().enumerate() {
+                    fetch(&mut p, k as PeerKey, f, 16);
+                }
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_picker);
 criterion_main!(benches);
