@@ -471,6 +471,17 @@ impl Picker {
         }
     }
 
+    /// Sets every file's priority at once (`priorities[i]` for file `i`; files past
+    /// its end keep theirs): one recount for the whole torrent, where a call of
+    /// [`set_file_priority`](Self::set_file_priority) per file recounts each time (a
+    /// torrent can have 2^20 files, padding files included).
+    pub fn set_file_priorities(&mut self, priorities: &[Priority]) {
+        for (p, &q) in self.file_priority.iter_mut().zip(priorities) {
+            *p = q;
+        }
+        self.recompute_priorities();
+    }
+
     fn recompute_priorities(&mut self) {
         self.piece_priority.fill(0);
         for (range, &prio) in self.file_pieces.iter().zip(&self.file_priority) {
@@ -1279,6 +1290,24 @@ mod tests {
         // Every block is requested from peer 1: no endgame duplicate to it.
         assert!(!p.any_unrequested_wanted());
         assert!(p.pick(1, &full(16), 1).is_empty());
+    }
+
+    #[test]
+    fn setting_all_file_priorities_at_once_equals_one_by_one() {
+        let l = layout(&[40_000, 16_384, 70_000, 5, 33_000], 16384);
+        let prios = [0, 7, 1, 0, 4];
+        let mut a = Picker::new(&l, 1);
+        let mut b = Picker::new(&l, 1);
+        for (f, &p) in prios.iter().enumerate() {
+            a.set_file_priority(f, p);
+        }
+        b.set_file_priorities(&prios);
+        assert_eq!(a.piece_priority, b.piece_priority);
+        assert_eq!(a.wanted_bytes(), b.wanted_bytes());
+        assert_eq!(
+            (0..5).map(|f| b.file_priority(f)).collect::<Vec<_>>(),
+            prios.iter().map(|&p| Some(p)).collect::<Vec<_>>()
+        );
     }
 
     proptest! {

@@ -880,9 +880,9 @@ pub(crate) async fn prepare(
             options.file_priorities.get(i).copied().unwrap_or(NORMAL)
         };
         priorities[i] = p;
-        if p != NORMAL {
-            picker.set_file_priority(i, p);
-        }
+    }
+    if priorities.iter().any(|&p| p != NORMAL) {
+        picker.set_file_priorities(&priorities);
     }
     picker.set_sequential(options.sequential);
     if options.allocation == Allocation::Full {
