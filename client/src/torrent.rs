@@ -1516,8 +1516,12 @@ impl Driver {
                     self.stop_on_error();
                 } else if stored && self.stopped_on_error {
                     // Checked before the stop: it went into a cache that cannot be
-                    // written out now (the flusher reports a failure only once).
+                    // written out now (the flusher reports a failure only once), or
+                    // the stop's discard already took it from there before this report
+                    // came in. Either way it is not had (fetched again on resume).
                     self.drop_unwritten();
+                    self.shared.unset(index);
+                    self.core.handle_pieces_lost(&[index]);
                 }
             }
             Input::FlushFailed(pieces, e) => {
