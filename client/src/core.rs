@@ -679,6 +679,11 @@ impl TorrentCore {
         self.after(key, now);
     }
 
+    /// The storage error that stopped the torrent, until [`clear_error`](Self::clear_error).
+    pub fn storage_error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// Forgets the storage error (the caller tries again); if every wanted piece is
     /// already verified, the files are finished again ([`Action::Finish`]).
     pub fn clear_error(&mut self) {
@@ -1228,6 +1233,16 @@ mod tests {
         any
     }
 
+    /// A plain peer (standard extension bits, no address) with id bytes `id`.
+    fn new_peer(id: u8, outgoing: bool) -> NewPeer {
+        NewPeer {
+            peer_id: PeerId([id; 20]),
+            reserved: Reserved::STANDARD,
+            addr: None,
+            outgoing,
+        }
+    }
+
     fn connect(a: &mut Node, b: &mut Node, now: Instant) {
         let pa = NewPeer {
             peer_id: b.core.config.peer_id,
@@ -1371,12 +1386,7 @@ mod tests {
         };
         leech.core.set_hash_needs(vec![(req, 0..6)]);
         let t0 = Instant::now();
-        let peer = |id: u8| NewPeer {
-            peer_id: PeerId([id; 20]),
-            reserved: Reserved::STANDARD,
-            addr: None,
-            outgoing: true,
-        };
+        let peer = |id: u8| new_peer(id, true);
         let a = leech.core.handle_connect(t0, peer(7)).unwrap();
         let b = leech.core.handle_connect(t0, peer(8)).unwrap();
         for k in [a, b] {
@@ -1424,18 +1434,7 @@ mod tests {
         };
         leech.core.set_hash_needs(vec![(req, 0..6)]);
         let mut now = Instant::now();
-        let a = leech
-            .core
-            .handle_connect(
-                now,
-                NewPeer {
-                    peer_id: PeerId([7; 20]),
-                    reserved: Reserved::STANDARD,
-                    addr: None,
-                    outgoing: true,
-                },
-            )
-            .unwrap();
+        let a = leech.core.handle_connect(now, new_peer(7, true)).unwrap();
         leech.core.handle_message(now, a, Message::HaveAll);
         // It refuses every time it is asked, and sends refusals nobody asked for.
         let mut asked = 0;
@@ -1452,18 +1451,7 @@ mod tests {
         );
         assert!(drain(&mut leech.core).0.is_empty());
         // Another peer is asked.
-        let b = leech
-            .core
-            .handle_connect(
-                now,
-                NewPeer {
-                    peer_id: PeerId([8; 20]),
-                    reserved: Reserved::STANDARD,
-                    addr: None,
-                    outgoing: true,
-                },
-            )
-            .unwrap();
+        let b = leech.core.handle_connect(now, new_peer(8, true)).unwrap();
         leech.core.handle_message(now, b, Message::HaveAll);
         assert_eq!(drain(&mut leech.core).0, vec![(b, req)]);
     }
@@ -1524,12 +1512,7 @@ mod tests {
         });
         seed.core.choker.set_seeding(true);
         let t0 = Instant::now();
-        let peer = |id: u8| NewPeer {
-            peer_id: PeerId([id; 20]),
-            reserved: Reserved::STANDARD,
-            addr: None,
-            outgoing: false,
-        };
+        let peer = |id: u8| new_peer(id, false);
         let a = seed.core.handle_connect(t0, peer(7)).unwrap();
         let b = seed.core.handle_connect(t0, peer(8)).unwrap();
         for k in [a, b] {
@@ -1600,12 +1583,7 @@ mod tests {
         leech.core.config.max_outstanding = 1;
         leech.core.peer_config.max_outgoing_requests = 1;
         let now = Instant::now();
-        let np = |id: u8| NewPeer {
-            peer_id: PeerId([id; 20]),
-            reserved: Reserved::STANDARD,
-            addr: None,
-            outgoing: true,
-        };
+        let np = |id: u8| new_peer(id, true);
         let honest = leech.core.handle_connect(now, np(10)).unwrap();
         let liar = leech.core.handle_connect(now, np(11)).unwrap();
         for k in [honest, liar] {

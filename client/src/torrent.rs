@@ -970,7 +970,6 @@ pub(crate) async fn prepare(
         config,
         limits,
         paused: options.paused,
-        stopped_on_error: false,
         info_hash,
         storage,
         shared,
@@ -1155,9 +1154,6 @@ pub(crate) struct Driver {
     limits: Limits,
     /// Paused: no connections, no dialing ([`TorrentHandle::pause`]).
     pub(crate) paused: bool,
-    /// Stopped on a storage error, until resumed: pieces the hasher stores meanwhile
-    /// (checked before the stop, reported after it) are dropped like the cache was.
-    stopped_on_error: bool,
     info_hash: InfoHashV1,
     storage: Arc<Storage>,
     pub(crate) shared: Arc<Shared>,
@@ -1313,7 +1309,6 @@ impl Driver {
                     Some(TorrentCmd::Resume) => {
                         if std::mem::take(&mut self.paused) {
                             // A storage error is tried again.
-                            self.stopped_on_error = false;
                             self.core.clear_error();
                             info!("resumed");
                             self.dial(&utx);
@@ -1409,7 +1404,6 @@ impl Driver {
     /// (its status keeps the error) rather than fetch pieces it cannot store; the
     /// session and its other torrents go on. [`TorrentHandle::resume`] tries again.
     fn stop_on_error(&mut self) {
-        self.stopped_on_error = true;
         self.drop_unwritten();
         if !self.paused {
             warn!("paused on a storage error (resume tries again)");
@@ -1506,19 +1500,20 @@ impl Driver {
                 self.core.handle_disconnect(now, key);
             }
             Input::Checked(index, result) => {
-                if result == PieceCheck::Stored {
+                let stored = result == PieceCheck::Stored;
+                if stored {
                     self.shared.set(index);
                 }
                 let failed = matches!(result, PieceCheck::StorageFailed(_));
-                let stored = result == PieceCheck::Stored;
                 self.core.handle_piece_checked(now, index, result);
                 if failed {
                     self.stop_on_error();
-                } else if stored && self.stopped_on_error {
-                    // Checked before the stop: it went into a cache that cannot be
-                    // written out now (the flusher reports a failure only once), or
-                    // the stop's discard already took it from there before this report
-                    // came in. Either way it is not had (fetched again on resume).
+                } else if stored && self.core.storage_error().is_some() {
+                    // Stopped on a storage error (until resumed), checked before the
+                    // stop: it went into a cache that cannot be written out now (the
+                    // flusher reports a failure only once), or the stop's discard
+                    // already took it from there before this report came in. Either
+                    // way it is not had (fetched again on resume).
                     self.drop_unwritten();
                     self.shared.unset(index);
                     self.core.handle_pieces_lost(&[index]);
