@@ -112,6 +112,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Vec<Chunk>>,
     up: RateLimiter,
     drained: Option<Drained>,
+    map_files: bool,
 ) {
     let mut queue: VecDeque<Chunk> = VecDeque::new();
     // Bytes at the front of the queue already counted by the limiter (after a partial
@@ -119,6 +120,12 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     let mut paid = 0usize;
     #[cfg(target_os = "linux")]
     let mut sendfile_ok = true;
+    // File ranges from mapped windows, many blocks per sendmsg (see `mapped`).
+    #[cfg(target_os = "linux")]
+    let mut windows =
+        (map_files && matches!(sink, Sink::Socket(_))).then(crate::mapped::Windows::default);
+    #[cfg(not(target_os = "linux"))]
+    let _ = map_files;
     'outer: while let Some(chunks) = rx.recv().await {
         queue.extend(chunks);
         while let Ok(more) = rx.try_recv() {
@@ -128,6 +135,43 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             if front.len() == 0 {
                 queue.pop_front();
                 continue;
+            }
+            #[cfg(target_os = "linux")]
+            if let (Sink::Socket(sock), Some(w)) = (&sink, windows.as_mut()) {
+                // A rate-limited writer pays before it sends: small batches.
+                let max = if up.is_limited() { 1 << 16 } else { 1 << 20 };
+                let sent = {
+                    let slices = w.gather(&queue, max);
+                    if slices.is_empty() {
+                        None
+                    } else {
+                        let len: usize = slices.iter().map(|s| s.len()).sum();
+                        up.consume(len.saturating_sub(paid)).await;
+                        paid = paid.max(len);
+                        Some(send_vectored(sock, &slices, false).await)
+                    }
+                };
+                match sent {
+                    // The front is a range that cannot be mapped: sendfile below.
+                    None => {}
+                    Some(Ok(0)) => break 'outer,
+                    Some(Ok(n)) => {
+                        advance(&mut queue, n, &mut paid, drained.as_ref());
+                        while let Ok(more) = rx.try_recv() {
+                            queue.extend(more);
+                        }
+                        continue;
+                    }
+                    Some(Err(e))
+                        if e.raw_os_error() == Some(rustix::io::Errno::FAULT.raw_os_error()) =>
+                    {
+                        // A file shrank under its mapping: sendfile finds out why.
+                        tracing::debug!(error = %e, "mapped upload failed: sendfile instead");
+                        windows = None;
+                        continue;
+                    }
+                    Some(Err(_)) => break 'outer,
+                }
             }
             let written = match (&mut sink, front) {
                 #[cfg(target_os = "linux")]
@@ -188,28 +232,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
                     }
                 }
             };
-            paid -= written.min(paid);
-            if let Some(d) = &drained {
-                let before = d.backlog.fetch_sub(written, Ordering::Relaxed);
-                if before > d.low && before.saturating_sub(written) <= d.low {
-                    (d.notify)();
-                }
-            }
-            // Drop what was written; it may end inside a chunk.
-            let mut n = written;
-            while n > 0 {
-                let Some(front) = queue.front_mut() else {
-                    break;
-                };
-                let l = front.len();
-                if l <= n {
-                    n -= l;
-                    queue.pop_front();
-                } else {
-                    front.advance(n);
-                    n = 0;
-                }
-            }
+            advance(&mut queue, written, &mut paid, drained.as_ref());
             // Take what arrived meanwhile, so it goes out in the same writes.
             while let Ok(more) = rx.try_recv() {
                 queue.extend(more);
@@ -221,6 +244,37 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
         #[cfg(target_os = "linux")]
         Sink::Socket(sock) => sock.shutdown().await,
     };
+}
+
+/// Accounts for `written` bytes sent from the front of `queue` and drops them (they
+/// may end inside a chunk).
+fn advance(
+    queue: &mut VecDeque<Chunk>,
+    written: usize,
+    paid: &mut usize,
+    drained: Option<&Drained>,
+) {
+    *paid -= written.min(*paid);
+    if let Some(d) = drained {
+        let before = d.backlog.fetch_sub(written, Ordering::Relaxed);
+        if before > d.low && before.saturating_sub(written) <= d.low {
+            (d.notify)();
+        }
+    }
+    let mut n = written;
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            break;
+        };
+        let l = front.len();
+        if l <= n {
+            n -= l;
+            queue.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
 }
 
 /// Replaces the file range at the front of `queue` by its bytes, read on the blocking
@@ -381,8 +435,20 @@ mod tests {
     /// bytes and how often the writer said its backlog was drained.
     async fn run<W: AsyncWrite + Unpin + Send + 'static>(
         sink: Sink<W>,
+        peer: TcpStream,
+        chunks: Vec<Chunk>,
+    ) -> (Vec<u8>, usize, usize) {
+        run_with(sink, peer, chunks, false, |_| {}).await
+    }
+
+    /// [`run`], the writer mapping files if `map_files`; `meanwhile` is called once
+    /// with the bytes received so far, after the first read.
+    async fn run_with<W: AsyncWrite + Unpin + Send + 'static>(
+        sink: Sink<W>,
         mut peer: TcpStream,
         mut chunks: Vec<Chunk>,
+        map_files: bool,
+        meanwhile: impl FnOnce(&[u8]),
     ) -> (Vec<u8>, usize, usize) {
         let total: usize = chunks.iter().map(Chunk::len).sum();
         let backlog = Arc::new(AtomicUsize::new(total));
@@ -398,13 +464,20 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let rest = chunks.split_off(3);
         tx.send(chunks).unwrap();
-        let writer = tokio::spawn(write_loop(sink, rx, RateLimiter::new(None), Some(drained)));
+        let writer = tokio::spawn(write_loop(
+            sink,
+            rx,
+            RateLimiter::new(None),
+            Some(drained),
+            map_files,
+        ));
         // Slow reads in small pieces: the writer meets a full socket many times.
         let mut got = Vec::new();
         let mut buf = [0u8; 1500];
         // The rest is handed over once the writer has started; then the channel
         // closes, and the writer ends after writing everything.
         let mut handover = Some((tx, rest));
+        let mut meanwhile = Some(meanwhile);
         loop {
             let n = tokio::time::timeout(std::time::Duration::from_secs(20), peer.read(&mut buf))
                 .await
@@ -414,6 +487,9 @@ mod tests {
                 break;
             }
             got.extend_from_slice(&buf[..n]);
+            if let Some(f) = meanwhile.take() {
+                f(&got);
+            }
             if let Some((tx, rest)) = handover.take() {
                 let _ = tx.send(rest);
             }
@@ -507,5 +583,90 @@ mod tests {
     async fn a_range_past_the_end_of_its_file_closes_a_socket_writer() {
         let (a, b) = pair().await;
         a_short_file_closes(Sink::<tokio::net::tcp::OwnedWriteHalf>::Socket(a), b).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_mapping_writer_sends_file_ranges_in_order_through_partial_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chunks, want) = messages(dir.path(), Vec::new());
+        let (a, b) = pair().await;
+        small_buffers(&a, &b);
+        let sink: Sink<tokio::net::tcp::OwnedWriteHalf> = Sink::Socket(a);
+        let (got, backlog, notified) = run_with(sink, b, chunks, true, |_| {}).await;
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the bytes differ");
+        assert_eq!(backlog, 0);
+        assert_eq!(notified, 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_range_past_the_end_of_its_file_closes_a_mapping_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("short"), noise(3, 5000)).unwrap();
+        let short = Arc::new(File::open(dir.path().join("short")).unwrap());
+        let extra = vec![
+            Chunk::Mem(Bytes::from_static(b"header-4")),
+            span(&short, 4000, 2000),
+            Chunk::Mem(Bytes::from_static(b"never")),
+        ];
+        let (chunks, mut want) = messages(dir.path(), extra);
+        want.extend_from_slice(b"header-4");
+        let (a, b) = pair().await;
+        let sink: Sink<tokio::net::tcp::OwnedWriteHalf> = Sink::Socket(a);
+        let (got, _, _) = run_with(sink, b, chunks, true, |_| {}).await;
+        // The range is not mapped (it ends past the file); sendfile may send the 1000
+        // bytes that exist, then the connection closes.
+        assert!(
+            got.len() >= want.len() && got.len() <= want.len() + 1000,
+            "{}",
+            got.len()
+        );
+        assert!(got[..want.len()] == want[..], "the bytes differ");
+    }
+
+    /// A file cut short while a mapping writer is sending from it (its window mapped,
+    /// the socket full): the process gets no SIGBUS, the peer gets only bytes the
+    /// file had, and the connection closes.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_file_truncated_under_a_mapping_writer_closes_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = noise(4, 600_000);
+        std::fs::write(dir.path().join("big"), &data).unwrap();
+        let big = Arc::new(File::open(dir.path().join("big")).unwrap());
+        let chunks = vec![
+            Chunk::Mem(Bytes::from_static(b"h1")),
+            span(&big, 0, 16_384),
+            Chunk::Mem(Bytes::from_static(b"h2")),
+            span(&big, 16_384, 500_000),
+            Chunk::Mem(Bytes::from_static(b"never")),
+        ];
+        let (a, b) = pair().await;
+        small_buffers(&a, &b);
+        let sink: Sink<tokio::net::tcp::OwnedWriteHalf> = Sink::Socket(a);
+        let path = dir.path().join("big");
+        let (got, _, _) = run_with(sink, b, chunks, true, move |_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(100_000)
+                .unwrap();
+        })
+        .await;
+        let mut whole = b"h1".to_vec();
+        whole.extend_from_slice(&data[..16_384]);
+        whole.extend_from_slice(b"h2");
+        whole.extend_from_slice(&data[16_384..516_384]);
+        assert!(
+            got.len() < whole.len(),
+            "{} bytes: the cut went unnoticed",
+            got.len()
+        );
+        assert!(got[..] == whole[..got.len()], "the bytes differ");
+        // Nothing past the cut (plus the 4 header bytes) was sent.
+        assert!(got.len() <= 100_000 + 4, "{}", got.len());
     }
 }

@@ -110,15 +110,31 @@ pub struct Config {
     /// How long a verified piece may wait in the write-back cache (default
     /// [`DEFAULT_CACHE_AGE`](crate::storage::DEFAULT_CACHE_AGE), 2 s).
     pub cache_age: Duration,
-    /// Send piece payloads straight from the files with `sendfile(2)` on plaintext
-    /// connections (Linux; default `true`). It saves the seed both copies of every
-    /// byte: on a quiet machine, a rivulet seed used 0.45-0.50 CPU s/GiB with it and
-    /// 0.62-0.73 without, and a rivulet leech on the same host downloaded faster
-    /// (891-1027 vs 802-960 MB/s); a libtorrent leech on the same host received the
-    /// short segments less efficiently (471-491 vs 519-594 MB/s; see BENCHMARKS.md).
-    /// Encrypted connections, padding and pieces still in the write-back cache are
-    /// sent from memory.
-    pub sendfile: bool,
+    /// How plaintext connections send piece payloads that lie in the files (Linux;
+    /// default [`Uploads::Mapped`]). Encrypted connections, padding and pieces still
+    /// in the write-back cache are sent from memory.
+    pub uploads: Uploads,
+}
+
+/// How a plaintext connection sends piece payloads that lie in the files
+/// ([`Config::uploads`]; Linux, elsewhere they are read into memory).
+///
+/// Figures on loopback, 1 GiB from a rivulet seed to a rivulet leech on a quiet
+/// machine (BENCHMARKS.md): `Mapped` 1058-1141 MB/s with the seed at 0.31-0.35 CPU
+/// s/GiB; `Sendfile` 824-1014 MB/s at 0.39-0.52; `Read` 802-1043 MB/s at 0.54-0.73.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Uploads {
+    /// The writer maps windows of the files read-only and hands the kernel up to
+    /// 1 MiB of queued messages, headers and payloads, in one `sendmsg`: one syscall
+    /// and one copy per byte, full-sized segments. A connection keeps at most 4
+    /// windows of about 1 MiB mapped.
+    #[default]
+    Mapped,
+    /// One `sendfile(2)` per block after its header (`MSG_MORE`): no copy, two
+    /// syscalls per block, a short segment per block.
+    Sendfile,
+    /// Blocks are read into memory on the blocking pool, then sent.
+    Read,
 }
 
 impl Default for Config {
@@ -150,7 +166,7 @@ impl Default for Config {
             download_limit: None,
             cache_size: crate::storage::DEFAULT_CACHE_SIZE,
             cache_age: crate::storage::DEFAULT_CACHE_AGE,
-            sendfile: true,
+            uploads: Uploads::default(),
         }
     }
 }

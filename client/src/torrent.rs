@@ -47,7 +47,7 @@ use crate::discovery::{Discovery, DiscoveryStatus};
 use crate::picker::{BLOCK_SIZE, NORMAL, PeerKey, Picker, Priority};
 use crate::reader::FileReader;
 use crate::resume;
-use crate::session::{Config, Limits, Membership};
+use crate::session::{Config, Limits, Membership, Uploads};
 use crate::storage::{Allocation, FileSpan, Storage, StorageError};
 
 /// Why a torrent could not be started.
@@ -1655,6 +1655,7 @@ impl Driver {
                     wrx,
                     up,
                     drained,
+                    self.config.uploads == Uploads::Mapped,
                 ));
                 let task = self
                     .tasks
@@ -1665,7 +1666,7 @@ impl Driver {
                 let (reader, writer) = tokio::io::split(stream);
                 let w = self
                     .tasks
-                    .spawn(write_loop(Sink::Stream(writer), wrx, up, drained));
+                    .spawn(write_loop(Sink::Stream(writer), wrx, up, drained, false));
                 let task = self
                     .tasks
                     .spawn(read_loop(reader, buf, key, down, tx, gate));
@@ -1885,7 +1886,10 @@ impl Driver {
         reqs: &[BlockRequest],
     ) -> Option<Vec<Option<Block>>> {
         let io = self.io.get_mut(&key)?;
-        if !self.config.sendfile || !io.sendfile || reqs.iter().any(|r| r.length > BLOCK_SIZE) {
+        if self.config.uploads == Uploads::Read
+            || !io.sendfile
+            || reqs.iter().any(|r| r.length > BLOCK_SIZE)
+        {
             return None;
         }
         let mut noted: Vec<(BlockRequest, Vec<FileSpan>)> = Vec::with_capacity(reqs.len());

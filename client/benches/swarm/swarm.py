@@ -123,7 +123,8 @@ class Bench:
 
     def seed(self, kind, torrent, src):
         if kind.startswith("rivulet"):
-            extra = ["--no-sendfile"] if kind == "rivulet --no-sendfile" else []
+            extra = {"rivulet --uploads read": ["--uploads", "read"],
+                     "rivulet --uploads sendfile": ["--uploads", "sendfile"]}.get(kind, [])
             p = Proc([self.rivulet, "seed", torrent, src, "--listen", "127.0.0.1:0",
                       "--encryption", "disabled", "--timeout", "3600", *extra], stdin=False)
             line = p.expect("listening on ", 120)
@@ -234,7 +235,7 @@ def main():
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed first transfer")
     ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv,fl-fl",
-                    help="lt: libtorrent, rv: rivulet, rr: rivulet seeding with --no-sendfile (seed side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
+                    help="lt: libtorrent, rv: rivulet, rs / rr: rivulet seeding with --uploads sendfile / read (seed side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
                     "(floor.c; fl: sendfile seed, fr: pread + send seed, fm: leech receiving "
                     "into a mapping of the file)")
     ap.add_argument("--floor", help="the floor.c binary (fl-fl, fr-fr pairs)")
@@ -251,7 +252,8 @@ def main():
         torrent = os.path.join(work, "payload.torrent")
         subprocess.run([args.rivulet, "create", os.path.join(src, "payload.bin"), "-o", torrent,
                         "--version", "v1"], check=True, stdout=subprocess.DEVNULL)
-        names = {"lt": "libtorrent", "rv": "rivulet", "rr": "rivulet --no-sendfile"}
+        names = {"lt": "libtorrent", "rv": "rivulet", "rs": "rivulet --uploads sendfile",
+                 "rr": "rivulet --uploads read"}
         rows = []
         if args.warmup:
             # Untimed: the first transfer after creating the data pays for fresh memory

@@ -260,13 +260,33 @@ pub(crate) struct SeedArgs {
     download_limit: Option<u64>,
     #[command(flatten)]
     cache: CacheArgs,
-    /// Send piece payloads straight from the files with sendfile(2) on plaintext
-    /// connections (Linux; the default): less CPU for the seed.
-    #[arg(long, overrides_with = "no_sendfile")]
-    sendfile: bool,
-    /// Read piece payloads into memory and send them from there instead of sendfile(2).
-    #[arg(long, overrides_with = "sendfile")]
-    no_sendfile: bool,
+    /// How plaintext connections send piece payloads (Linux): `mapped` (the default)
+    /// hands the kernel many blocks at once from read-only maps of the files;
+    /// `sendfile` sends each block with sendfile(2); `read` reads them into memory
+    /// first.
+    #[arg(long, value_enum, default_value = "mapped")]
+    uploads: UploadsArg,
+}
+
+/// `--uploads`.
+#[derive(Clone, Copy, ValueEnum)]
+enum UploadsArg {
+    /// Many blocks per sendmsg from read-only maps of the files.
+    Mapped,
+    /// One sendfile(2) per block.
+    Sendfile,
+    /// Blocks read into memory, then sent.
+    Read,
+}
+
+impl From<UploadsArg> for rivulet::Uploads {
+    fn from(a: UploadsArg) -> Self {
+        match a {
+            UploadsArg::Mapped => rivulet::Uploads::Mapped,
+            UploadsArg::Sendfile => rivulet::Uploads::Sendfile,
+            UploadsArg::Read => rivulet::Uploads::Read,
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -544,7 +564,7 @@ fn seed_inner(a: SeedArgs, report: &mut Reporter) -> Result<(), CliError> {
         a.cache.apply(&mut config)?;
         config.upload_limit = a.upload_limit;
         config.download_limit = a.download_limit;
-        config.sendfile = !a.no_sendfile;
+        config.uploads = a.uploads.into();
         let session = Session::new(config)
             .await
             .map_err(|e| listen_error(a.listen, e))?;

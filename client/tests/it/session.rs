@@ -550,12 +550,13 @@ async fn a_magnet_added_paused_fetches_nothing_until_resumed() {
     same_tree("data", src.path(), dst.path());
 }
 
-/// A peer that sends with sendfile serves pieces it has verified but still holds only
+/// A peer that uploads from its files (mapped, the default; sendfile takes the same
+/// path) serves pieces it has verified but still holds only
 /// in its write-back cache from memory, not from the files (where those bytes are not
 /// yet): B, which can reach only A, gets every piece right while A is still
 /// downloading them from the seed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sendfile_peer_serves_pieces_still_in_its_write_back_cache() {
+async fn a_peer_uploading_from_its_files_serves_pieces_still_in_its_write_back_cache() {
     let (root, a_dir, b_dir) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -568,10 +569,10 @@ async fn a_sendfile_peer_serves_pieces_still_in_its_write_back_cache() {
         .await
         .unwrap();
 
-    // A: slow from the seed, uploads with sendfile, a cache of 8 pieces written out
+    // A: slow from the seed, uploads from its files, a cache of 8 pieces written out
     // when half full (so A's files exist, with holes where cached pieces go).
     let mut c = config();
-    c.sendfile = true;
+    c.uploads = rivulet::Uploads::Mapped;
     c.cache_size = 8 * PIECE;
     c.cache_age = Duration::from_secs(600);
     c.download_limit = Some(400_000);

@@ -218,23 +218,26 @@ fn rivulet_seed_to_rivulet_download_hybrid() {
     seed_to_download("hybrid");
 }
 
-/// A seed sending with sendfile (the default): v1 blocks straddle files (two ranges for
-/// one block); hybrid pieces end in padding (those blocks are read); with MSE required
-/// on both sides (RC4) every block is read to be encrypted. And the same torrents from
-/// a seed told `--no-sendfile` (every block read into memory).
+/// A seed sending from mapped files (the default) or with sendfile: v1 blocks
+/// straddle files (two ranges for one block); hybrid pieces end in padding (those
+/// blocks are read); with MSE required on both sides (RC4) every block is read to be
+/// encrypted. And the same torrents from a seed told `--uploads read` (every block
+/// read into memory).
 #[test]
-fn rivulet_seed_with_and_without_sendfile_to_rivulet_download() {
+fn rivulet_seed_uploading_each_way_to_rivulet_download() {
     for (version, enc, send) in [
-        ("v1", "enabled", "--sendfile"),
-        ("hybrid", "enabled", "--sendfile"),
-        ("v1", "required", "--sendfile"),
-        ("v1", "enabled", "--no-sendfile"),
-        ("hybrid", "enabled", "--no-sendfile"),
+        ("v1", "enabled", "mapped"),
+        ("hybrid", "enabled", "mapped"),
+        ("v1", "required", "mapped"),
+        ("v1", "enabled", "sendfile"),
+        ("hybrid", "enabled", "sendfile"),
+        ("v1", "enabled", "read"),
+        ("hybrid", "enabled", "read"),
     ] {
         let src = tempfile::tempdir().unwrap();
         let dst = tempfile::tempdir().unwrap();
         let torrent = make_torrent(src.path(), version);
-        let seed_args = [send, "--encryption", enc];
+        let seed_args = ["--uploads", send, "--encryption", enc];
         let (_seed, port) = rivulet_seed_with(&torrent, src.path(), &seed_args);
         let o = download_with(&torrent, dst.path(), port, 60, &["--encryption", enc]);
         let v = result_json(&o);
@@ -469,23 +472,29 @@ fn libtorrent_downloads_from_a_rivulet_seed() {
 }
 
 /// A plaintext v1 torrent whose blocks straddle files: the rivulet seed sends them
-/// with sendfile from two files, libtorrent checks every piece.
+/// from mapped windows of two files (the default), libtorrent checks every piece.
+#[test]
+fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_sending_mapped_files() {
+    rivulet_seed_to_libtorrent("v1", 2, &["--uploads", "mapped"]);
+}
+
+/// The same from a seed sending each block with sendfile.
 #[test]
 fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_sending_with_sendfile() {
-    rivulet_seed_to_libtorrent("v1", 2, &["--sendfile"]);
+    rivulet_seed_to_libtorrent("v1", 2, &["--uploads", "sendfile"]);
 }
 
-/// The same from a seed told `--no-sendfile`: every block is read into memory first.
+/// The same from a seed told `--uploads read`: every block is read into memory first.
 #[test]
-fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_without_sendfile() {
-    rivulet_seed_to_libtorrent("v1", 2, &["--no-sendfile"]);
+fn libtorrent_downloads_a_v1_torrent_from_a_rivulet_seed_reading_blocks() {
+    rivulet_seed_to_libtorrent("v1", 2, &["--uploads", "read"]);
 }
 
-/// libtorrent forcing RC4: the rivulet seed reads and encrypts what it sends, sendfile
-/// asked for or not.
+/// libtorrent forcing RC4: the rivulet seed reads and encrypts what it sends, mapped
+/// uploads asked for or not.
 #[test]
 fn libtorrent_downloads_from_a_rivulet_seed_over_rc4() {
-    rivulet_seed_to_libtorrent("v1", 0, &["--sendfile"]);
+    rivulet_seed_to_libtorrent("v1", 0, &["--uploads", "mapped"]);
 }
 
 fn rivulet_seed_to_libtorrent(version: &str, enc: u8, seed_args: &[&str]) {
