@@ -90,6 +90,11 @@ pub(crate) fn plain_socket(stream: &PeerStream<TcpStream>) -> Option<TcpStream> 
     }
 }
 
+/// Bytes one `sendmsg` from mapped files carries at most (more when a single chunk is
+/// longer). A rivulet leech on loopback took 0.96-0.97 s for 1 GiB with 1 MiB, 1.00 s
+/// with 256 KiB, 1.04-1.08 s with 64 KiB and 1.07-1.09 s with one block per call.
+const MAPPED_BATCH: usize = 1 << 20;
+
 /// Buffers the writer gathers into one vectored write at most.
 const MAX_IOV: usize = 64;
 
@@ -139,7 +144,11 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
             #[cfg(target_os = "linux")]
             if let (Sink::Socket(sock), Some(w)) = (&sink, windows.as_mut()) {
                 // A rate-limited writer pays before it sends: small batches.
-                let max = if up.is_limited() { 1 << 16 } else { 1 << 20 };
+                let max = if up.is_limited() {
+                    1 << 16
+                } else {
+                    MAPPED_BATCH
+                };
                 let sent = {
                     let slices = w.gather(&queue, max);
                     if slices.is_empty() {

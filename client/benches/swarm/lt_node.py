@@ -1,6 +1,6 @@
 """A libtorrent 2.1.1 node for the swarm benchmark (client/benches/swarm/swarm.py).
 
-usage: lt_node.py seed|leech TORRENT SAVE_PATH
+usage: lt_node.py seed|leech|leech-dq TORRENT SAVE_PATH
        lt_node.py seed-many LIST            (LIST: lines "TORRENT<TAB>SAVE_PATH")
 
 Settings: libtorrent's own high-performance preset (`high_performance_seed()`), on both
@@ -11,6 +11,11 @@ NAT-PMP and protocol encryption (in/out_enc_policy disabled; rivulet runs with
 class, so no rate limit applies. `seed-many` uses the default settings (what a user
 running many torrents gets), with every torrent added as not auto-managed so all of
 them seed (the default `active_seeds` would queue all but 5).
+
+`leech-dq` is a leech with libtorrent's default `max_queued_disk_bytes` (100 MiB)
+instead of the preset's 7 MiB: fed at full speed over loopback, a leech that reaches
+that limit stops reading its sockets until its disk threads catch up, and the preset's
+limit is reached often by a seed that sends 1 MiB per call (rivulet's mapped uploads).
 
 Prints "PORT <n>" and "READY" once listening (and seeding, for seed modes). A leech
 prints "DONE" once it has every piece. A line "connect <port>" on stdin makes it dial
@@ -46,6 +51,9 @@ if mode == "seed-many" or os.environ.get("LT_PRESET") == "default":
 else:
     settings = dict(lt.high_performance_seed())
     settings.update(base)
+if mode == "leech-dq":
+    settings["max_queued_disk_bytes"] = lt.default_settings()["max_queued_disk_bytes"]
+    mode = "leech"
 ses = lt.session(settings)
 
 

@@ -140,8 +140,9 @@ class Bench:
         leech = None
         try:
             time.sleep(0.3)  # let the seed settle after its own check
-            if leech_kind == "libtorrent":
-                leech = Proc([self.py, self.lt, "leech", torrent, dst])
+            if leech_kind.startswith("libtorrent"):
+                mode = "leech" if leech_kind == "libtorrent" else "leech-dq"
+                leech = Proc([self.py, self.lt, mode, torrent, dst])
                 leech.expect("READY", 60)
                 s0, l0 = cpu_seconds(seed.p.pid), cpu_seconds(leech.p.pid)
                 t0 = time.perf_counter()
@@ -235,7 +236,8 @@ def main():
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed first transfer")
     ap.add_argument("--pairs", default="lt-lt,rv-rv,rv-lt,lt-rv,fl-fl",
-                    help="lt: libtorrent, rv: rivulet, rs / rr: rivulet seeding with --uploads sendfile / read (seed side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
+                    help="lt: libtorrent, rv: rivulet, rs / rr: rivulet seeding with --uploads sendfile / read (seed side only), "
+                    "ld: a libtorrent leech with libtorrent's default disk queue (100 MiB) instead of the preset's 7 MiB (leech side only); fl-fl / fr-fr / fl-fm / fr-fm: the floor "
                     "(floor.c; fl: sendfile seed, fr: pread + send seed, fm: leech receiving "
                     "into a mapping of the file)")
     ap.add_argument("--floor", help="the floor.c binary (fl-fl, fr-fr pairs)")
@@ -253,7 +255,7 @@ def main():
         subprocess.run([args.rivulet, "create", os.path.join(src, "payload.bin"), "-o", torrent,
                         "--version", "v1"], check=True, stdout=subprocess.DEVNULL)
         names = {"lt": "libtorrent", "rv": "rivulet", "rs": "rivulet --uploads sendfile",
-                 "rr": "rivulet --uploads read"}
+                 "rr": "rivulet --uploads read", "ld": "libtorrent (disk queue 100 MiB)"}
         rows = []
         if args.warmup:
             # Untimed: the first transfer after creating the data pays for fresh memory
