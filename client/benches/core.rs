@@ -45,6 +45,7 @@ fn core(id: u8, pieces: u32, piece: u32, have_all: bool) -> TorrentCore {
         reserved: Reserved::STANDARD,
         max_unchoked: 4,
         max_outstanding: 128,
+        max_unchecked: usize::MAX,
         listen_port: None,
         dht_port: None,
     };

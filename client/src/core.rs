@@ -78,6 +78,11 @@ pub struct CoreConfig {
     /// Our DHT node's UDP port: sent in a BEP 5 `port` message to peers that set the
     /// DHT bit, and peers' `port` messages become [`Action::DhtNode`]. `None`: no DHT.
     pub dht_port: Option<u16>,
+    /// Bytes of complete pieces waiting for their hash check ([`Action::CheckPiece`]
+    /// not answered yet) at or above which no more blocks are requested: when blocks
+    /// arrive faster than they can be hashed, the backlog (and memory) stays bounded
+    /// instead of growing towards the whole torrent.
+    pub max_unchecked: usize,
 }
 
 /// A connection the driver established.
@@ -238,6 +243,8 @@ pub struct TorrentCore {
     /// Pieces being hash-checked: their blocks (shared, not copied) and senders, kept
     /// to attribute a failure to the blocks that were wrong.
     checking: HashMap<u32, (Vec<Bytes>, Vec<Option<PeerKey>>)>,
+    /// The bytes of the pieces in `checking`.
+    checking_bytes: usize,
     /// Blocks of failed pieces that had several senders, until a good copy of the
     /// piece shows which of them lied (at most [`MAX_SUSPECT_PIECES`] pieces).
     suspects: HashMap<u32, Vec<Suspect>>,
@@ -281,6 +288,7 @@ impl TorrentCore {
             buffers: HashMap::new(),
             senders: HashMap::new(),
             checking: HashMap::new(),
+            checking_bytes: 0,
             suspects: HashMap::new(),
             banned_ids: HashSet::new(),
             banned_addrs: HashSet::new(),
@@ -627,6 +635,8 @@ impl TorrentCore {
     /// The outcome of [`Action::CheckPiece`].
     pub fn handle_piece_checked(&mut self, now: Instant, index: u32, result: PieceCheck) {
         let (blocks, senders) = self.checking.remove(&index).unwrap_or_default();
+        let len: usize = blocks.iter().map(Bytes::len).sum();
+        self.checking_bytes = self.checking_bytes.saturating_sub(len);
         match result {
             PieceCheck::Stored => {
                 if let Some(suspects) = self.suspects.remove(&index) {
@@ -1010,7 +1020,11 @@ impl TorrentCore {
             match self.buffers.remove(&index) {
                 Some(blocks) => {
                     // Shared handles, not copies: kept only until the check answers.
-                    self.checking.insert(index, (blocks.clone(), senders));
+                    self.checking_bytes += blocks.iter().map(Bytes::len).sum::<usize>();
+                    if let Some((old, _)) = self.checking.insert(index, (blocks.clone(), senders)) {
+                        let len: usize = old.iter().map(Bytes::len).sum();
+                        self.checking_bytes = self.checking_bytes.saturating_sub(len);
+                    }
                     self.actions
                         .push_back(Action::CheckPiece(index, PieceData::new(blocks)))
                 }
@@ -1100,7 +1114,10 @@ impl TorrentCore {
         let Some(p) = self.peers.get_mut(&key) else {
             return;
         };
-        if !p.state.peer_choking() && p.state.am_interested() {
+        // While too much waits for its hash check, nothing new is asked for; the
+        // checks' answers top every peer up again (`after_all`).
+        let hashing_behind = self.checking_bytes >= self.config.max_unchecked;
+        if !p.state.peer_choking() && p.state.am_interested() && !hashing_behind {
             let cap = p.state.request_capacity();
             let outstanding = p.state.outstanding().count();
             // Top up in batches, so a pipeline of N is refilled every N/4 blocks.
@@ -1164,6 +1181,7 @@ mod tests {
             reserved: Reserved::STANDARD,
             max_unchoked: 4,
             max_outstanding: 16,
+            max_unchecked: usize::MAX,
             listen_port: None,
             dht_port: None,
         };
@@ -1313,6 +1331,76 @@ mod tests {
         assert!(s.complete, "{s:?}");
         assert_eq!(leech.data, content(total));
         assert_eq!(seed.core.status().uploaded, total as u64);
+    }
+
+    /// Runs seed and leech until quiet, the leech's hash checks held back (as if its
+    /// hasher were slow); returns the checks it asked for.
+    fn run_holding_checks(
+        seed: &mut Node,
+        leech: &mut Node,
+        now: Instant,
+        held: &mut Vec<(u32, Vec<u8>)>,
+    ) {
+        for _ in 0..10_000 {
+            let x = step(seed, leech, now, false);
+            let mut y = false;
+            while let Some(act) = leech.core.poll_action() {
+                y = true;
+                match act {
+                    Action::Send(_, msg) => {
+                        if let Some(k) = seed.key_of_other {
+                            seed.core.handle_message(now, k, msg);
+                        }
+                    }
+                    Action::CheckPiece(i, d) => held.push((i, d.to_vec())),
+                    Action::Finish => leech.core.handle_finished(Ok(())),
+                    _ => {}
+                }
+            }
+            if !x && !y {
+                break;
+            }
+        }
+    }
+
+    /// A slow hasher: once `max_unchecked` bytes wait for their check, the leech asks
+    /// for nothing more; each answered check lets it go on, and it completes.
+    #[test]
+    fn requests_stop_while_too_much_waits_for_its_hash_check() {
+        let pieces = 20;
+        let total = pieces * PIECE as usize;
+        for (limit, most) in [(2 * PIECE as usize, 3), (usize::MAX, pieces)] {
+            let mut seed = node(1, content(total), true, total);
+            let mut leech = node(2, vec![0; total], false, total);
+            leech.core.config.max_unchecked = limit;
+            // Two blocks outstanding: one piece in flight at a time.
+            leech.core.peer_config.max_outgoing_requests = 2;
+            leech.core.config.max_outstanding = 2;
+            let now = Instant::now();
+            connect(&mut leech, &mut seed, now);
+            let mut held = Vec::new();
+            run_holding_checks(&mut seed, &mut leech, now, &mut held);
+            // At most the limit (two pieces) plus what was already asked for (one
+            // piece); without a limit, the whole torrent.
+            assert!(held.len() <= most, "limit {limit}: {} waiting", held.len());
+            if limit == usize::MAX {
+                assert_eq!(held.len(), pieces);
+            }
+            // Answer the checks one at a time, as a hasher would.
+            let mut checked = 0;
+            while let Some((i, d)) = held.pop() {
+                let s = i as usize * PIECE as usize;
+                leech.data[s..s + d.len()].copy_from_slice(&d);
+                leech.core.handle_piece_checked(now, i, PieceCheck::Stored);
+                checked += 1;
+                run_holding_checks(&mut seed, &mut leech, now, &mut held);
+                assert!(held.len() <= most, "limit {limit}: {} waiting", held.len());
+            }
+            assert_eq!(checked, pieces);
+            run(&mut seed, &mut leech, now);
+            assert!(leech.core.status().complete);
+            assert_eq!(leech.data, content(total));
+        }
     }
 
     fn run(seed: &mut Node, leech: &mut Node, now: Instant) {

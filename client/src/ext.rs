@@ -240,6 +240,7 @@ mod tests {
                 reserved: Reserved::STANDARD,
                 max_unchoked: 4,
                 max_outstanding: 16,
+                max_unchecked: usize::MAX,
                 listen_port: Some(6000 + u16::from(id)),
                 dht_port: None,
             };

@@ -34,7 +34,29 @@ enum Command {
     Dht(cli::dht::DhtCommand),
 }
 
+/// Keeps glibc from handing freed heap memory back to the kernel after every burst:
+/// 256 KiB receive buffers come and go at download speed, and with glibc's dynamic
+/// thresholds the heap's top was trimmed and grown again hundreds of times per GiB,
+/// each time faulting in fresh zeroed pages. On loopback (1 GiB, rivulet -> rivulet,
+/// three interleaved rounds) the leech took 14.3-14.8 k page faults instead of
+/// 29-45 k, and 1.47-1.56 CPU s/GiB instead of 1.52-1.73. What stays mapped is bounded
+/// by the session's own limits (write-back cache, pieces awaiting their check, socket
+/// reads in flight). The library leaves the process's allocator alone; only the
+/// binary sets this.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_malloc() {
+    // SAFETY: mallopt only sets allocator parameters; it is called first thing in
+    // main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tune_malloc();
     let args = Args::parse();
     init_logging();
     let result = match args.command {

@@ -71,6 +71,12 @@ pub struct Config {
     /// Block requests outstanding per peer at most (default 128; the peer's `reqq`
     /// caps it further).
     pub max_outstanding: usize,
+    /// Bytes of complete pieces waiting for their hash check at or above which a
+    /// torrent requests no more blocks (default 16 MiB; a piece larger than that is
+    /// still fetched, one at a time). Hashing runs on one thread per torrent; without
+    /// this, a download faster than that thread queued pieces in memory without bound
+    /// (a 1 GiB download over loopback peaked at 267 MiB resident).
+    pub max_unchecked: usize,
     /// Deadline for TCP connect plus handshake (default 10 s).
     pub handshake_timeout: Duration,
     /// How often unconnected peer addresses are dialed again (default 3 s).
@@ -149,6 +155,7 @@ impl Default for Config {
             max_unchoked: 8,
             seed_algorithm: SeedAlgorithm::RoundRobin,
             max_outstanding: 128,
+            max_unchecked: 16 << 20,
             handshake_timeout: Duration::from_secs(10),
             reconnect_interval: Duration::from_secs(3),
             metadata: MetadataConfig::default(),

@@ -920,6 +920,7 @@ pub(crate) async fn prepare(
             reserved: config.reserved(),
             max_unchoked: config.max_unchoked,
             max_outstanding: config.max_outstanding,
+            max_unchecked: config.max_unchecked,
             listen_port: config.listen.map(|a| a.port()),
             dht_port: config.dht_port,
         },

@@ -828,6 +828,7 @@ impl Harness {
             reserved: Reserved::STANDARD.with_fast(true),
             max_unchoked: 2,
             max_outstanding: 8,
+            max_unchecked: 64 << 10,
             listen_port: Some(6881),
             dht_port: Some(6881),
         };

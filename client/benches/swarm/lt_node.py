@@ -51,6 +51,9 @@ if mode == "seed-many" or os.environ.get("LT_PRESET") == "default":
 else:
     settings = dict(lt.high_performance_seed())
     settings.update(base)
+if mode.startswith("leech"):
+    # Only the storage alerts: cache_flushed_alert (see watch()).
+    settings["alert_mask"] = lt.alert.category_t.storage_notification
 if mode == "leech-dq":
     settings["max_queued_disk_bytes"] = lt.default_settings()["max_queued_disk_bytes"]
     mode = "leech"
@@ -89,10 +92,28 @@ print("READY", flush=True)
 stop = threading.Event()
 
 
+def flushed():
+    """Waits until libtorrent has written every block it has verified: is_seeding turns
+    true once every piece passed its hash check, and libtorrent hashes blocks from its
+    store buffer while their writes may still be queued (the verify after DONE once
+    found a file that differed). flush_cache() is a fence after those writes and posts
+    cache_flushed_alert when they are done. A rivulet leech's time includes its own
+    flush too (it exits after writing everything out)."""
+    handles[0].flush_cache()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if any(isinstance(a, lt.cache_flushed_alert) for a in ses.pop_alerts()):
+            return True
+        ses.wait_for_alert(100)
+    return False
+
+
 def watch():
     h = handles[0]
     while not stop.is_set():
         if h.status().is_seeding:
+            if not flushed():
+                sys.stderr.write("no cache_flushed_alert in 30 s\n")
             print("DONE", flush=True)
             return
         time.sleep(0.01)
