@@ -4,9 +4,10 @@
 //! Sending a block with `sendfile(2)` costs two syscalls (the 13-byte header, then the
 //! payload), and each leaves as its own short segment. Pointing one `sendmsg` at up to
 //! 1 MiB of queued headers and mapped payloads costs one syscall and one copy per
-//! byte instead. Measured on loopback (1 GiB, rivulet -> rivulet, 8 interleaved rounds
-//! each, BENCHMARKS.md): the seed spent 0.31-0.35 CPU s/GiB against 0.39-0.52 with
-//! sendfile, and the leech received faster (1058-1141 vs 824-1014 MB/s).
+//! byte instead. Measured on loopback (1 GiB, rivulet -> rivulet, BENCHMARKS.md): the
+//! seed spent 0.35-0.41 CPU s/GiB against 0.41-0.52 with sendfile (interleaved
+//! rounds), and over 10 rounds of the swarm benchmark the leech received at a median
+//! of 1043 MB/s against 958.
 //!
 //! Only the kernel reads the mapped bytes (while copying them into the socket); this
 //! process never does, so a file truncated behind our back makes `sendmsg` fail with

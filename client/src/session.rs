@@ -126,8 +126,10 @@ pub struct Config {
 /// ([`Config::uploads`]; Linux, elsewhere they are read into memory).
 ///
 /// Figures on loopback, 1 GiB from a rivulet seed to a rivulet leech on a quiet
-/// machine (BENCHMARKS.md): `Mapped` 1058-1141 MB/s with the seed at 0.31-0.35 CPU
-/// s/GiB; `Sendfile` 824-1014 MB/s at 0.39-0.52; `Read` 802-1043 MB/s at 0.54-0.73.
+/// machine (BENCHMARKS.md, session 5, 5 rounds): `Mapped` 932-1090 MB/s with the
+/// seed at 0.36-0.51 CPU s/GiB; `Sendfile` 943-1058 at 0.42-0.46; `Read` 835-1068 at
+/// 0.47-0.67. A libtorrent leech on the same host can do worse on `Mapped`: with
+/// libtorrent's high-performance preset its 7 MiB disk queue fills (BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Uploads {
     /// The writer maps windows of the files read-only and hands the kernel up to
