@@ -12,6 +12,7 @@ use sha2::Sha256;
 
 use crate::hash::{InfoHash, InfoHashV1, InfoHashV2};
 use crate::hasher::{self, Mode, Plan, PlanFile};
+use crate::limits::{Limit, Limits};
 use crate::merkle::{self, BLOCK_SIZE, Hash256};
 
 /// Which kind of torrent to make.
@@ -86,6 +87,18 @@ pub enum BuildError {
         /// The symlink.
         path: PathBuf,
     },
+    /// The torrent would go over one of the [`Limits`] set with
+    /// [`TorrentBuilder::limits`] (by default those every parse applies, so a torrent
+    /// this builder makes can always be read back). Checked before anything is hashed.
+    #[error("the torrent would have a {limit} of {value}, over the limit of {max}")]
+    OverLimit {
+        /// Which limit.
+        limit: Limit,
+        /// What the torrent would have.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -130,6 +143,7 @@ pub struct TorrentBuilder {
     version: Version,
     threads: Option<usize>,
     progress: Option<Progress>,
+    limits: Limits,
 }
 
 impl fmt::Debug for TorrentBuilder {
@@ -146,6 +160,7 @@ impl fmt::Debug for TorrentBuilder {
             .field("creation_date", &self.creation_date)
             .field("version", &self.version)
             .field("threads", &self.threads)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +231,16 @@ impl TorrentBuilder {
             version: Version::default(),
             threads: None,
             progress: None,
+            limits: Limits::default(),
         }
+    }
+
+    /// The limits the torrent must stay within (default [`Limits::default`], what
+    /// every parse checks): over one, [`build`](Self::build) fails with
+    /// [`BuildError::OverLimit`] before hashing anything.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Adds a tracker in a tier of its own (BEP 12 `announce-list`; the first tracker is
@@ -301,6 +325,44 @@ impl TorrentBuilder {
         self
     }
 
+    /// What the torrent would claim against [`limits`](Self::limits): pieces, files
+    /// (padding included, as the v1 `files` list counts them), path depth (the name not
+    /// counted) and piece length.
+    fn check_limits(
+        &self,
+        files: &[Found],
+        plan_files: &[PlanFile],
+        pl: u64,
+        mode: Mode,
+    ) -> Result<(), BuildError> {
+        let over = |limit, value: u64, max: u64| {
+            if value > max {
+                Err(BuildError::OverLimit { limit, value, max })
+            } else {
+                Ok(())
+            }
+        };
+        let l = &self.limits;
+        over(Limit::PieceLength, pl, l.max_piece_length)?;
+        over(Limit::Files, plan_files.len() as u64, l.max_files as u64)?;
+        let depth = files.iter().map(|f| f.components.len()).max().unwrap_or(0);
+        over(Limit::PathDepth, depth as u64, l.max_path_depth as u64)?;
+        let pieces: u64 = match mode {
+            Mode::Stream => plan_files
+                .iter()
+                .map(|f| f.length)
+                .sum::<u64>()
+                .div_ceil(pl),
+            // Each file starts a piece; padding files only fill the last one out.
+            Mode::Aligned => plan_files
+                .iter()
+                .filter(|f| !f.pad)
+                .map(|f| f.length.div_ceil(pl))
+                .sum(),
+        };
+        over(Limit::Pieces, pieces, u64::from(l.max_pieces))
+    }
+
     /// Walks the content, hashes it and writes the torrent.
     pub fn build(&self) -> Result<CreatedTorrent, BuildError> {
         let io_err = |path: &Path| {
@@ -365,6 +427,7 @@ impl TorrentBuilder {
         } else {
             Mode::Aligned
         };
+        self.check_limits(&files, &plan_files, pl, mode)?;
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -706,6 +769,61 @@ pub(crate) mod tests {
         TorrentBuilder::new(path)
             .created_by(None)
             .creation_date(None)
+    }
+
+    /// Each limit is checked before hashing, against what the built torrent has: one
+    /// under the exact count fails naming it, the exact count passes.
+    #[test]
+    fn a_torrent_over_a_limit_is_refused_before_hashing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = content(tmp.path());
+        for version in [Version::V1, Version::V2, Version::Hybrid] {
+            let made = quiet(&dir)
+                .version(version)
+                .piece_length(16384)
+                .build()
+                .unwrap();
+            let t = Torrent::from_bytes(made.bytes()).unwrap();
+            let pieces = made.num_pieces() as u64;
+            let files = t.info.files.len() as u64;
+            type Set = fn(&mut Limits, u64);
+            let cases: [(Limit, u64, Set); 4] = [
+                (Limit::Pieces, pieces, |l, v| l.max_pieces = v as u32),
+                (Limit::Files, files, |l, v| l.max_files = v as usize),
+                // sub/deeper/y.dat, the name not counted.
+                (Limit::PathDepth, 3, |l, v| l.max_path_depth = v as usize),
+                (Limit::PieceLength, 16384, |l, v| l.max_piece_length = v),
+            ];
+            for (limit, exact, set) in cases {
+                let mut at = Limits::default();
+                set(&mut at, exact);
+                let mut under = Limits::default();
+                set(&mut under, exact - 1);
+                let hashed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let h = hashed.clone();
+                let err = quiet(&dir)
+                    .version(version)
+                    .piece_length(16384)
+                    .limits(under)
+                    .on_progress(move |done, _| {
+                        h.store(done, std::sync::atomic::Ordering::Relaxed);
+                    })
+                    .build()
+                    .unwrap_err();
+                assert!(
+                    matches!(err, BuildError::OverLimit { limit: l, value, max }
+                        if l == limit && value == exact && max == exact - 1),
+                    "{version:?} {limit}: {err}"
+                );
+                assert_eq!(hashed.load(std::sync::atomic::Ordering::Relaxed), 0);
+                quiet(&dir)
+                    .version(version)
+                    .piece_length(16384)
+                    .limits(at)
+                    .build()
+                    .unwrap();
+            }
+        }
     }
 
     #[test]
