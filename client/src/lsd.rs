@@ -310,7 +310,10 @@ impl State {
                 .reported
                 .get(&(peer, ih))
                 .is_none_or(|t| now.saturating_duration_since(*t) >= REPORT_GAP);
-            if fresh {
+            // A new pair needs room: the map never goes past MAX_REPORTED.
+            let room =
+                self.reported.len() < MAX_REPORTED || self.reported.contains_key(&(peer, ih));
+            if fresh && room {
                 self.reported.insert((peer, ih), now);
                 out.push((peer, ih));
             }
@@ -613,6 +616,66 @@ Infohash: ABABABABABABABABABABABABABABABABABABABAB\r\ncookie: 1a2b\r\n\r\n\r\n";
                 .len(),
             MAX_INFO_HASHES
         );
+    }
+
+    /// The reported map stops at MAX_REPORTED: a datagram arriving when it is one short
+    /// of full reports one new pair, not its 16.
+    #[test]
+    fn the_reported_map_never_goes_past_its_cap() {
+        let t0 = Instant::now();
+        let mut st = State::new("me".into(), t0);
+        let from: SocketAddr = "192.168.1.5:6771".parse().unwrap();
+        let hashes = |port: u16| -> Vec<[u8; 20]> {
+            (0..MAX_INFO_HASHES as u8)
+                .map(|i| {
+                    let mut h = [i; 20];
+                    h[..2].copy_from_slice(&port.to_be_bytes());
+                    h
+                })
+                .collect()
+        };
+        let mut now = t0;
+        let mut port = 1000u16;
+        // One pair first, so the cap is not a multiple of a full datagram away.
+        let one = &hashes(999)[..1];
+        assert_eq!(
+            st.receive(now, from, &encode(GROUP_V4, 999, one, "x"), |_| true)
+                .len(),
+            1
+        );
+        // Fill to less than a datagram short of the cap (announces 60 ms apart: under the rate limit,
+        // well within the minute a pair is remembered).
+        while st.reported_len() + MAX_INFO_HASHES < MAX_REPORTED {
+            now += Duration::from_millis(60);
+            let got = st.receive(
+                now,
+                from,
+                &encode(GROUP_V4, port, &hashes(port), "x"),
+                |_| true,
+            );
+            assert_eq!(got.len(), MAX_INFO_HASHES);
+            port += 1;
+        }
+        let short = MAX_REPORTED - st.reported_len();
+        assert!(short > 0 && short < MAX_INFO_HASHES, "{short}");
+        now += Duration::from_millis(60);
+        let got = st.receive(
+            now,
+            from,
+            &encode(GROUP_V4, port, &hashes(port), "x"),
+            |_| true,
+        );
+        assert_eq!(got.len(), short);
+        assert_eq!(st.reported_len(), MAX_REPORTED);
+        now += Duration::from_millis(60);
+        let got = st.receive(
+            now,
+            from,
+            &encode(GROUP_V4, port + 1, &hashes(port + 1), "x"),
+            |_| true,
+        );
+        assert!(got.is_empty());
+        assert_eq!(st.reported_len(), MAX_REPORTED);
     }
 
     #[test]
