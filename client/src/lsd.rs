@@ -634,46 +634,30 @@ Infohash: ABABABABABABABABABABABABABABABABABABABAB\r\ncookie: 1a2b\r\n\r\n\r\n";
                 })
                 .collect()
         };
+        // The first `n` hashes of `port`'s set, announced from that port.
+        let announce = |st: &mut State, now: Instant, port: u16, n: usize| {
+            let m = encode(GROUP_V4, port, &hashes(port)[..n], "x");
+            st.receive(now, from, &m, |_| true)
+        };
         let mut now = t0;
-        let mut port = 1000u16;
         // One pair first, so the cap is not a multiple of a full datagram away.
-        let one = &hashes(999)[..1];
-        assert_eq!(
-            st.receive(now, from, &encode(GROUP_V4, 999, one, "x"), |_| true)
-                .len(),
-            1
-        );
-        // Fill to less than a datagram short of the cap (announces 60 ms apart: under the rate limit,
-        // well within the minute a pair is remembered).
+        assert_eq!(announce(&mut st, now, 999, 1).len(), 1);
+        // Fill to less than a datagram short of the cap (announces 60 ms apart: under
+        // the rate limit, well within the minute a pair is remembered).
+        let mut port = 1000u16;
         while st.reported_len() + MAX_INFO_HASHES < MAX_REPORTED {
             now += Duration::from_millis(60);
-            let got = st.receive(
-                now,
-                from,
-                &encode(GROUP_V4, port, &hashes(port), "x"),
-                |_| true,
-            );
+            let got = announce(&mut st, now, port, MAX_INFO_HASHES);
             assert_eq!(got.len(), MAX_INFO_HASHES);
             port += 1;
         }
         let short = MAX_REPORTED - st.reported_len();
         assert!(short > 0 && short < MAX_INFO_HASHES, "{short}");
         now += Duration::from_millis(60);
-        let got = st.receive(
-            now,
-            from,
-            &encode(GROUP_V4, port, &hashes(port), "x"),
-            |_| true,
-        );
-        assert_eq!(got.len(), short);
+        assert_eq!(announce(&mut st, now, port, MAX_INFO_HASHES).len(), short);
         assert_eq!(st.reported_len(), MAX_REPORTED);
         now += Duration::from_millis(60);
-        let got = st.receive(
-            now,
-            from,
-            &encode(GROUP_V4, port + 1, &hashes(port + 1), "x"),
-            |_| true,
-        );
+        let got = announce(&mut st, now, port + 1, MAX_INFO_HASHES);
         assert!(got.is_empty());
         assert_eq!(st.reported_len(), MAX_REPORTED);
     }
