@@ -1461,8 +1461,9 @@ mod tests {
         (hashes, requests)
     }
 
-    #[test]
-    fn missing_hashes_are_asked_of_one_peer_then_another_and_block_their_pieces() {
+    /// A leech of 6 pieces that lacks the hashes of all of them (one request covers
+    /// them), and that request.
+    fn leech_missing_hashes() -> (Node, peer_wire::HashRequest) {
         let total = 6 * PIECE as usize;
         let mut leech = node(2, vec![0; total], false, total);
         let req = peer_wire::HashRequest {
@@ -1473,6 +1474,12 @@ mod tests {
             proof_layers: 2,
         };
         leech.core.set_hash_needs(vec![(req, 0..6)]);
+        (leech, req)
+    }
+
+    #[test]
+    fn missing_hashes_are_asked_of_one_peer_then_another_and_block_their_pieces() {
+        let (mut leech, req) = leech_missing_hashes();
         let t0 = Instant::now();
         let peer = |id: u8| new_peer(id, true);
         let a = leech.core.handle_connect(t0, peer(7)).unwrap();
@@ -1511,16 +1518,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_keeps_refusing_hashes_is_no_longer_asked() {
-        let total = 6 * PIECE as usize;
-        let mut leech = node(2, vec![0; total], false, total);
-        let req = peer_wire::HashRequest {
-            pieces_root: [5; 32],
-            base_layer: 1,
-            index: 0,
-            length: 8,
-            proof_layers: 2,
-        };
-        leech.core.set_hash_needs(vec![(req, 0..6)]);
+        let (mut leech, req) = leech_missing_hashes();
         let mut now = Instant::now();
         let a = leech.core.handle_connect(now, new_peer(7, true)).unwrap();
         leech.core.handle_message(now, a, Message::HaveAll);

@@ -90,14 +90,7 @@ async fn flood(
 async fn hostile_peer_stays_bounded(interested: bool) {
     let src = tempfile::tempdir().unwrap();
     let (t, data) = make(src.path());
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    let seed = Session::new(c).await.unwrap();
-    let h = seed
-        .add(&t, src.path(), AddOptions::default())
-        .await
-        .unwrap();
-    let addr = seed.listen_addr().unwrap();
+    let (_seed, h, addr) = crate::loopback_seed(crate::loopback(), &t, src.path()).await;
 
     let (sent, conn) = flood(addr, &t, interested).await;
     // Let the seed take in what it read.

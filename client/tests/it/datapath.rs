@@ -28,18 +28,13 @@ async fn an_rc4_encrypted_transfer_arrives_intact() {
         .build()
         .unwrap();
     let t = Torrent::from_bytes(made.bytes()).unwrap();
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.encryption = EncryptionPolicy::Required;
-    let seed = Session::new(c).await.unwrap();
-    let _s = seed
-        .add(&t, src.path(), AddOptions::default())
-        .await
-        .unwrap();
+    let (_seed, _s, seed_addr) = crate::loopback_seed(c, &t, src.path()).await;
     let mut c = Config::default();
     c.encryption = EncryptionPolicy::Required;
     let leech = Session::new(c).await.unwrap();
-    let peers = vec![seed.listen_addr().unwrap()];
+    let peers = vec![seed_addr];
     let h = leech
         .add(&t, dst.path(), AddOptions::with_peers(peers))
         .await
@@ -71,13 +66,7 @@ async fn a_peer_that_never_reads_does_not_make_the_seed_buffer_the_torrent() {
         .build()
         .unwrap();
     let t = Torrent::from_bytes(made.bytes()).unwrap();
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
-    let seed = Session::new(c).await.unwrap();
-    let h = seed
-        .add(&t, src.path(), AddOptions::default())
-        .await
-        .unwrap();
+    let (seed, h, _) = crate::loopback_seed(crate::loopback(), &t, src.path()).await;
 
     let options = Options::new(HsConfig::new(PeerId([b'z'; 20])));
     let addr = seed.listen_addr().unwrap();

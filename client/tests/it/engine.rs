@@ -33,8 +33,7 @@ fn same(a: &Path, b: &Path) {
 }
 
 async fn session() -> Session {
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.reconnect_interval = Duration::from_millis(300);
     Session::new(c).await.unwrap()
 }
@@ -151,8 +150,7 @@ async fn with_one_upload_slot_the_second_leech_gets_it_when_the_first_is_done() 
     let src = tempfile::tempdir().unwrap();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let t = make(src.path());
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.max_unchoked = 1;
     let s0 = Session::new(c).await.unwrap();
     let _seed = s0.add(&t, src.path(), AddOptions::default()).await.unwrap();

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use metainfo::{Torrent, TorrentBuilder, Verifier, Version};
-use rivulet::{AddOptions, Config, Phase, Session, TorrentHandle};
+use rivulet::{AddOptions, Phase, Session, TorrentHandle};
 
 use crate::transfer::noise;
 
@@ -453,14 +453,11 @@ fn many(root: &Path, name: &str, files: usize, len: usize) -> Torrent {
 }
 
 async fn seeding(t: &Torrent, dir: &Path) -> (Session, TorrentHandle, SocketAddr) {
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     // Slow enough that the leech is mid-download for a few seconds.
     c.upload_limit = Some(256 << 10);
-    let s = Session::new(c).await.unwrap();
-    let h = s.add(t, dir, AddOptions::default()).await.unwrap();
+    let (s, h, addr) = crate::loopback_seed(c, t, dir).await;
     assert!(h.status().complete);
-    let addr = s.listen_addr().unwrap();
     (s, h, addr)
 }
 
@@ -483,8 +480,7 @@ async fn unwritable_scenario(root: &Path) {
     let b = many(&src, "b", 1, 1_000_000);
     let (_sa, _ha, addr_a) = seeding(&a, &src).await;
     let (_sb, _hb, addr_b) = seeding(&b, &src).await;
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.reconnect_interval = Duration::from_millis(200);
     let session = Session::new(c).await.unwrap();
     let (dir_a, dir_b) = (root.join("dl-a"), root.join("dl-b"));

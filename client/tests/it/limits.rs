@@ -43,14 +43,9 @@ async fn transfer(up: Option<u64>, down: Option<u64>) -> Duration {
     let dst = tempfile::tempdir().unwrap();
     let t = make(src.path());
     let start = Instant::now();
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.upload_limit = up;
-    let seed = Session::new(c).await.unwrap();
-    let _s = seed
-        .add(&t, src.path().join("data"), AddOptions::default())
-        .await
-        .unwrap();
+    let (seed, _s, _) = crate::loopback_seed(c, &t, &src.path().join("data")).await;
     let mut c = Config::default();
     c.download_limit = down;
     let leech = Session::new(c).await.unwrap();

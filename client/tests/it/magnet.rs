@@ -298,13 +298,7 @@ async fn the_library_shows_the_metadata_phase_and_takes_peers_later() {
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
     let torrent = Torrent::from_file(make_torrent(src.path(), "v1")).unwrap();
-    let mut config = Config::default();
-    config.listen = Some("127.0.0.1:0".parse().unwrap());
-    let seeder = Session::new(config).await.unwrap();
-    let _seed = seeder
-        .add(&torrent, src.path(), AddOptions::default())
-        .await
-        .unwrap();
+    let (seeder, _seed, _) = crate::loopback_seed(crate::loopback(), &torrent, src.path()).await;
 
     let h = torrent.info_hash.v1().unwrap();
     let link = format!("magnet:?xt=urn:btih:{h}&tr=udp%3A%2F%2F127.0.0.1%3A1%2Fannounce");
@@ -346,13 +340,7 @@ async fn priorities_set_before_the_metadata_apply_once_it_arrives() {
         .iter()
         .position(|f| f.path == ["a.bin"])
         .unwrap();
-    let mut config = Config::default();
-    config.listen = Some("127.0.0.1:0".parse().unwrap());
-    let seeder = Session::new(config).await.unwrap();
-    let _seed = seeder
-        .add(&torrent, src.path(), AddOptions::default())
-        .await
-        .unwrap();
+    let (seeder, _seed, _) = crate::loopback_seed(crate::loopback(), &torrent, src.path()).await;
     let leecher = Session::new(Config::default()).await.unwrap();
     let handle = leecher
         .add(torrent.info_hash, dst.path(), AddOptions::default())

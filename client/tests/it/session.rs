@@ -31,8 +31,7 @@ fn make(root: &Path, name: &str, seed: u64, version: Version) -> Torrent {
 }
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.reconnect_interval = Duration::from_millis(200);
     c
 }

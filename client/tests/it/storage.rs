@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use metainfo::{Torrent, TorrentBuilder, Version};
-use rivulet::{AddOptions, Config, Session, TorrentHandle};
+use rivulet::{AddOptions, Session, TorrentHandle};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -47,8 +47,7 @@ fn index(t: &Torrent, name: &str) -> usize {
 }
 
 async fn session() -> Session {
-    let mut c = Config::default();
-    c.listen = Some("127.0.0.1:0".parse().unwrap());
+    let mut c = crate::loopback();
     c.reconnect_interval = Duration::from_millis(300);
     Session::new(c).await.unwrap()
 }

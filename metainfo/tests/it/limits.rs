@@ -2,22 +2,11 @@
 //! (v1, v2, hybrid) fail with [`MetainfoError::OverLimit`] naming the limit, and do so
 //! whether they come as a .torrent file or as a bare info dictionary (BEP 9).
 
-use bencode::{Dict, List, Value};
+use crate::parse::{dict, list};
+use bencode::{Dict, Value};
 use rivulet_metainfo::{
     DEFAULT_MAX_PATH_DEPTH, DEFAULT_MAX_PIECES, Info, Limit, Limits, MetainfoError, Torrent,
 };
-
-fn dict<'a>(entries: Vec<(&'a str, Value<'a>)>) -> Value<'a> {
-    let mut d = Dict::new();
-    for (k, v) in entries {
-        d.insert(k.as_bytes(), v);
-    }
-    Value::Dict(d)
-}
-
-fn list<'a>(items: Vec<Value<'a>>) -> Value<'a> {
-    Value::List(List::from(items))
-}
 
 const ROOT: [u8; 32] = [7; 32];
 const SHA1: [u8; 20] = [1; 20];

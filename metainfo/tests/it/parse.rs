@@ -193,7 +193,8 @@ fn fixture_metadata() {
 
 // ---- hand-crafted torrents ----
 
-fn dict<'a>(entries: Vec<(&'a str, Value<'a>)>) -> Value<'a> {
+/// A bencode dictionary of `entries` (keys as given; the encoder sorts them).
+pub(crate) fn dict<'a>(entries: Vec<(&'a str, Value<'a>)>) -> Value<'a> {
     let mut d = Dict::new();
     for (k, v) in entries {
         d.insert(k.as_bytes(), v);
@@ -201,7 +202,8 @@ fn dict<'a>(entries: Vec<(&'a str, Value<'a>)>) -> Value<'a> {
     Value::Dict(d)
 }
 
-fn list<'a>(items: Vec<Value<'a>>) -> Value<'a> {
+/// A bencode list of `items`.
+pub(crate) fn list<'a>(items: Vec<Value<'a>>) -> Value<'a> {
     Value::List(List::from(items))
 }
 
